@@ -1,0 +1,30 @@
+# make demo: set up a virtual environment, train configs/tiny.yaml on the CPU, sample 5,000 digits.
+# make test: set up the environment if needed and run the test suite.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+NAME ?= demo
+
+.PHONY: demo test venv bench clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+demo: venv
+	$(PY) train.py --config configs/tiny.yaml --student_name $(NAME)
+	$(PY) sample.py --checkpoint checkpoints/$(NAME)/final.pt --student_name $(NAME)
+	@echo "sample grid: outputs/$(NAME)/grid.png   (training grids: outputs/$(NAME)/train_grid_*.png)"
+
+test: venv
+	$(PY) -m pytest -q
+
+bench: venv
+	$(PY) scripts/benchmark.py --config configs/tiny.yaml
+	$(PY) scripts/benchmark.py --config configs/default.yaml --train_steps 5 --sample_n 100
+
+clean:
+	rm -rf checkpoints/$(NAME) outputs/$(NAME)

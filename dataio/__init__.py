@@ -1,0 +1,1 @@
+"""Data: MNIST loading and image files (PNG folders, npz archives, grids)."""

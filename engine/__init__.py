@@ -1,0 +1,1 @@
+"""Plumbing shared by the command-line scripts: configs, checkpoints, EMA, the trainer."""

@@ -1,0 +1,84 @@
+"""Self-describing checkpoints: config, weights, EMA, optimizer, lr schedule, step, RNG states,
+library versions. Written atomically; read with torch.load(weights_only=True) only."""
+from __future__ import annotations
+
+import platform
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engine import config as config_mod
+from engine.errors import UserError
+from engine.fileio import atomic_path
+
+FORMAT = "mnist-diffusion-checkpoint/1"
+
+
+def versions() -> dict:
+    import torchvision
+
+    return {"python": platform.python_version(), "torch": str(torch.__version__),
+            "torchvision": str(torchvision.__version__), "numpy": str(np.__version__)}
+
+
+def rng_state() -> dict:
+    np_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "python": random.getstate(),
+        "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
+    }
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    random.setstate(state["python"])
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, np.array(keys, dtype=np.uint32), *rest))
+
+
+def save(path: str | Path, payload: dict) -> None:
+    """Write `payload` (plus format tag and versions) to `path` atomically."""
+    payload = {"format": FORMAT, "versions": versions(), **payload}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load(path: str | Path) -> dict:
+    """Read a checkpoint written by `save`; any other file is a one-line UserError."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} not found; train first (python train.py ...) or pass an existing .pt file")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickle errors, zip errors, truncation: all mean "not a usable checkpoint"
+        msg = str(e).strip()
+        reason = ("it holds pickled Python objects, which are never unpickled here" if "Unsupported global" in msg
+                  else (msg.splitlines() or [type(e).__name__])[0][:100])
+        raise UserError(f"{path} is not a readable checkpoint ({reason}); "
+                        "use a last.pt/final.pt written by train.py") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise UserError(f"{path} is not a checkpoint of this project (format {FORMAT}); use one written by train.py")
+    return ckpt
+
+
+def config_of(ckpt: dict, path) -> config_mod.Config:
+    try:
+        return config_mod.from_dict(ckpt["config"], f"the config stored in {path}")
+    except UserError as e:
+        raise UserError(f"{e} (checkpoint from another version of this project?)") from None
+
+
+def load_weights(model: torch.nn.Module, state: dict, path, what: str = "model") -> None:
+    """Strict load; a mismatch (another architecture) becomes a one-line UserError."""
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        detail = next((l.strip() for l in str(e).splitlines()[1:] if l.strip()), str(e))
+        raise UserError(f"{path} holds {what} weights of another architecture ({detail[:150]}); "
+                        "build the model from the config it was trained with") from None

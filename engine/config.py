@@ -1,0 +1,228 @@
+"""Typed run configuration: YAML -> dataclasses, `section.key=value` overrides, validation.
+
+Every key a run uses lives here, with its default. Unknown keys and values of the wrong type
+are errors that name the key, the file and the closest valid key.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from engine.errors import UserError
+
+
+@dataclass
+class ModelConfig:
+    name: str = "unet"  # a key of models.model.REGISTRY
+    channels: int = 64  # width of the first level
+    channel_mult: list[int] = field(default_factory=lambda: [1, 2, 2])  # per level; 28 -> 14 -> 7
+    num_res_blocks: int = 2  # residual blocks per level
+    attn_levels: list[int] = field(default_factory=lambda: [2])  # level indices with self-attention
+    num_heads: int = 4
+    dropout: float = 0.1
+
+
+@dataclass
+class DiffusionConfig:
+    timesteps: int = 1000  # T: training noise levels t = 1..T
+    schedule: str = "linear"  # linear | cosine
+    beta_start: float = 1e-4  # linear schedule only
+    beta_end: float = 0.02  # linear schedule only
+    prediction: str = "eps"  # what the network predicts: eps | x0 | v
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 20000  # optimizer steps
+    batch_size: int = 128  # images per optimizer step (split over grad_accum micro-batches)
+    grad_accum: int = 1
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+    warmup_steps: int = 500  # linear lr warmup
+    lr_schedule: str = "cosine"  # cosine | constant (after warmup)
+    clip_grad: float = 1.0  # max grad norm; 0 disables
+    ema_decay: float = 0.9999
+    ema_warmup: bool = True  # decay_t = min(ema_decay, (1 + t) / (10 + t))
+    ema_every: int = 1  # update the EMA every k steps
+    seed: int = 0  # one seed for weights, data order, noise and dropout
+    device: str = "auto"  # auto (cuda > mps > cpu) | cpu | cuda | mps
+    bf16: bool = False  # bf16 autocast, CUDA only
+    log_every: int = 50
+    ckpt_every: int = 1000
+    sample_every: int = 2000  # EMA sample grid; 0 disables
+
+
+@dataclass
+class DataConfig:
+    root: str = "data"  # torchvision MNIST root (files under ROOT/MNIST/raw)
+    download: bool = True
+    subset: int = 0  # train on the first N training images; 0 = all 60,000
+
+
+@dataclass
+class SampleConfig:
+    sampler: str = "ddim"  # ddim | ddpm
+    steps: int = 50
+    eta: float = 0.0  # DDIM noise: 0 deterministic, 1 = DDPM posterior variance
+    clip_x0: bool = True  # clamp the predicted clean image to [-1, 1] at every step
+    batch_size: int = 500
+    num_samples: int = 5000
+    seed: int = 0
+    grid_size: int = 64  # images in the training-time grids
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+CHOICES = {
+    "diffusion.schedule": ("linear", "cosine"),
+    "diffusion.prediction": ("eps", "x0", "v"),
+    "train.lr_schedule": ("cosine", "constant"),
+    "train.device": ("auto", "cpu", "cuda", "mps"),
+    "sample.sampler": ("ddim", "ddpm"),
+}
+
+
+SECTIONS = typing.get_type_hints(Config)  # section name -> dataclass
+
+
+def _all_keys() -> list[str]:
+    return [f"{sec}.{f.name}" for sec, cls in SECTIONS.items() for f in dataclasses.fields(cls)]
+
+
+def _coerce(value, tp, key: str, where: str):
+    """Check `value` (as parsed by YAML) against the field type `tp`; ints are accepted as floats."""
+    origin = typing.get_origin(tp)
+    if origin is list:
+        (item_tp,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise UserError(f"{key} in {where} must be a list of {item_tp.__name__}, got {value!r}")
+        return [_coerce(v, item_tp, key, where) for v in value]
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is float and isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if tp is bool and not isinstance(value, bool) or tp is not bool and isinstance(value, bool):
+        raise UserError(f"{key} in {where} must be {tp.__name__}, got {value!r}")
+    if not isinstance(value, tp):
+        raise UserError(f"{key} in {where} must be {tp.__name__}, got {value!r}")
+    return value
+
+
+def _unknown(key: str, where: str) -> UserError:
+    close = difflib.get_close_matches(key, _all_keys(), n=1, cutoff=0.5)
+    hint = f"; did you mean {close[0]}?" if close else f"; valid sections: {', '.join(SECTIONS)}"
+    return UserError(f"unknown config key {key} in {where}{hint}")
+
+
+def _set(cfg: Config, key: str, value, where: str) -> None:
+    section, _, name = key.partition(".")
+    sec = getattr(cfg, section) if section in SECTIONS else None
+    if sec is None or name not in {f.name for f in dataclasses.fields(sec)}:
+        raise _unknown(key, where)
+    tp = typing.get_type_hints(type(sec))[name]
+    setattr(sec, name, _coerce(value, tp, key, where))
+
+
+def from_dict(data: dict, where: str = "<dict>") -> Config:
+    """Build a validated Config from nested dicts, e.g. a parsed YAML file or a checkpoint."""
+    cfg = Config()
+    if not isinstance(data, dict):
+        raise UserError(f"{where} must hold a mapping of sections (model, diffusion, train, data, sample)")
+    for section, values in data.items():
+        if section not in SECTIONS:
+            raise _unknown(str(section), where)
+        if not isinstance(values, dict):
+            raise UserError(f"section {section} in {where} must be a mapping of keys")
+        for name, value in values.items():
+            _set(cfg, f"{section}.{name}", value, where)
+    validate(cfg, where)
+    return cfg
+
+
+def load(path: str | Path, overrides: list[str] = ()) -> Config:
+    """Read a YAML config, apply `section.key=value` overrides, validate."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file {path} not found; pass --config configs/default.yaml or another file in configs/")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        line = getattr(getattr(e, "problem_mark", None), "line", None)
+        at = f" (line {line + 1})" if line is not None else ""
+        raise UserError(f"config file {path} is not valid YAML{at}; fix its syntax") from None
+    cfg = from_dict(data, str(path))
+    apply_overrides(cfg, overrides)
+    return cfg
+
+
+def apply_overrides(cfg: Config, overrides: list[str]) -> None:
+    for item in overrides:
+        key, eq, text = item.partition("=")
+        if not eq or not key:
+            raise UserError(f"override {item!r} must look like section.key=value, e.g. train.steps=200")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise UserError(f"override {item!r}: cannot parse the value {text!r}") from None
+        _set(cfg, key.strip(), value, "the command line")
+    validate(cfg, "the command line" if overrides else "the config")
+
+
+def _require(ok: bool, key: str, rule: str, value, where: str) -> None:
+    if not ok:
+        raise UserError(f"{key}={value!r} in {where} is out of range: it must be {rule}")
+
+
+def validate(cfg: Config, where: str) -> None:
+    for key, choices in CHOICES.items():
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if value not in choices:
+            raise UserError(f"{key}={value!r} in {where} is not valid; choose one of {', '.join(choices)}")
+    m, d, t, s = cfg.model, cfg.diffusion, cfg.train, cfg.sample
+    positive = {
+        "model.channels": m.channels, "model.num_res_blocks": m.num_res_blocks, "model.num_heads": m.num_heads,
+        "diffusion.timesteps": d.timesteps, "train.steps": t.steps, "train.batch_size": t.batch_size,
+        "train.grad_accum": t.grad_accum, "train.ema_every": t.ema_every, "train.log_every": t.log_every,
+        "train.ckpt_every": t.ckpt_every, "sample.steps": s.steps, "sample.batch_size": s.batch_size,
+        "sample.num_samples": s.num_samples, "sample.grid_size": s.grid_size,
+    }
+    for key, value in positive.items():
+        _require(value >= 1, key, ">= 1", value, where)
+    for key, value in {"data.subset": cfg.data.subset, "train.sample_every": t.sample_every,
+                       "train.warmup_steps": t.warmup_steps, "train.clip_grad": t.clip_grad,
+                       "train.weight_decay": t.weight_decay, "sample.eta": s.eta}.items():
+        _require(value >= 0, key, ">= 0", value, where)
+    _require(t.lr > 0, "train.lr", "> 0", t.lr, where)
+    _require(0 <= t.ema_decay < 1, "train.ema_decay", "in [0, 1)", t.ema_decay, where)
+    _require(0 <= m.dropout < 1, "model.dropout", "in [0, 1)", m.dropout, where)
+    _require(len(m.channel_mult) >= 1 and all(c >= 1 for c in m.channel_mult), "model.channel_mult",
+             "a non-empty list of positive ints", m.channel_mult, where)
+    _require(all(0 <= a < len(m.channel_mult) for a in m.attn_levels), "model.attn_levels",
+             f"level indices in 0..{len(m.channel_mult) - 1}", m.attn_levels, where)
+    _require(t.batch_size % t.grad_accum == 0, "train.batch_size", "divisible by train.grad_accum", t.batch_size, where)
+    _require(0 < d.beta_start < d.beta_end < 1, "diffusion.beta_start", "0 < beta_start < beta_end < 1",
+             d.beta_start, where)
+    _require(s.steps <= d.timesteps, "sample.steps", f"<= diffusion.timesteps ({d.timesteps})", s.steps, where)
+
+
+def save_yaml(cfg: Config) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)

@@ -1,0 +1,48 @@
+"""Compose a trained network, its diffusion config and a sampler into uint8 digits."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from dataio.mnist import to_uint8
+from diffusion import samplers
+from diffusion.schedule import from_config
+
+IMAGE_SHAPE = (1, 28, 28)
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """auto: cuda > mps > cpu."""
+    from engine.errors import UserError
+
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    available = {"cpu": True, "cuda": torch.cuda.is_available(),
+                 "mps": bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())}
+    if not available[name]:
+        raise UserError(f"device {name!r} is not available on this machine; use --device auto or train.device=cpu")
+    return torch.device(name)
+
+
+def generate(model: torch.nn.Module, cfg, n: int, *, seed: int, sampler: str, steps: int, eta: float,
+             batch_size: int, device: torch.device, progress: bool = True) -> np.ndarray:
+    """n digits as uint8 (n, 28, 28). Batches draw their noise from one CPU generator seeded
+    with `seed`, so the result is a function of (weights, seed, sampler, steps, eta, batch_size)."""
+    sched = from_config(cfg.diffusion)
+    gen = torch.Generator().manual_seed(seed)
+    model.eval()
+    out = []
+    with tqdm(total=n, desc=f"{sampler} x{steps}", unit="img", disable=not progress) as bar:
+        for start in range(0, n, batch_size):
+            b = min(batch_size, n - start)
+            x = samplers.sample(model, sched, (b, *IMAGE_SHAPE), gen, sampler=sampler, steps=steps, eta=eta,
+                                prediction=cfg.diffusion.prediction, clip_x0=cfg.sample.clip_x0, device=device,
+                                progress=progress)
+            out.append(to_uint8(x).numpy())
+            bar.update(b)
+    return np.concatenate(out)

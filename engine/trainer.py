@@ -1,0 +1,206 @@
+"""The training loop: AdamW, warmup + cosine/constant lr, clipping, accumulation, EMA,
+atomic checkpoints, exact resume, Ctrl-C/SIGTERM safe."""
+from __future__ import annotations
+
+import csv
+import math
+import random
+import signal
+import time
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from dataio.images import save_grid
+from dataio.mnist import batch_indices, load_mnist, to_model_range
+from diffusion.process import training_loss
+from diffusion.schedule import from_config
+from engine import checkpoint
+from engine.config import Config, save_yaml
+from engine.ema import EMA
+from engine.errors import UserError
+from engine.fileio import ensure_dir, write_text
+from engine.generation import generate, pick_device
+from models.model import build_model
+
+LOG_FIELDS = ("step", "loss", "lr", "grad_norm", "images_per_s")
+
+
+def lr_factor(step: int, warmup: int, total: int, schedule: str) -> float:
+    """Linear warmup over `warmup` steps, then constant or cosine decay to 0 at `total`."""
+    if step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class RunPaths:
+    ckpt_dir: Path
+    out_dir: Path
+
+    @classmethod
+    def for_name(cls, name: str, root: Path = Path(".")) -> "RunPaths":
+        return cls(root / "checkpoints" / name, root / "outputs" / name)
+
+    @property
+    def last(self) -> Path:
+        return self.ckpt_dir / "last.pt"
+
+    @property
+    def final(self) -> Path:
+        return self.ckpt_dir / "final.pt"
+
+    @property
+    def log(self) -> Path:
+        return self.ckpt_dir / "log.csv"
+
+
+class StopFlag:
+    """SIGINT/SIGTERM set a flag; the loop saves and stops after the current step.
+    A second Ctrl-C stops at once (last.pt keeps the previous save)."""
+
+    def __init__(self):
+        self.signal = None
+
+    def __enter__(self):
+        self._old = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def _handle(self, signum, frame):
+        if self.signal is not None:
+            raise KeyboardInterrupt
+        self.signal = signum
+
+    def __exit__(self, *exc):
+        for s, h in self._old.items():
+            signal.signal(s, h)
+
+
+def _keep_log_until(path: Path, step: int) -> None:
+    """Drop log rows written after the checkpoint we resume from, so they are not duplicated."""
+    if not path.exists():
+        return
+    with open(path, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if int(r["step"]) <= step]
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, LOG_FIELDS)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def train(cfg: Config, name: str, *, restart: bool = False, paths: RunPaths | None = None,
+          progress: bool = True) -> str:
+    """Train (or resume) the run `name`; returns "done" or "stopped"."""
+    paths = paths or RunPaths.for_name(name)
+    t = cfg.train
+    device = pick_device(t.device)
+    ensure_dir(paths.ckpt_dir)
+    ensure_dir(paths.out_dir)
+    seed_everything(t.seed)
+
+    images, _ = load_mnist(cfg.data.root, train=True, download=cfg.data.download)
+    if cfg.data.subset:
+        images = images[:cfg.data.subset]
+    model = build_model(cfg).to(device, memory_format=torch.channels_last)
+    ema = EMA(model, t.ema_decay, t.ema_warmup)
+    opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    lr_sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, partial(lr_factor, warmup=t.warmup_steps, total=t.steps, schedule=t.lr_schedule))
+    diff_sched = from_config(cfg.diffusion)
+
+    step = 0
+    if paths.last.exists() and not restart:
+        ckpt = checkpoint.load(paths.last)
+        old = checkpoint.config_of(ckpt, paths.last)
+        for section in ("model", "diffusion"):
+            if getattr(old, section) != getattr(cfg, section):
+                raise UserError(f"{paths.last} was trained with a different {section} config; resume with the same "
+                                f"config, or pass --restart (or another --student_name) to start over")
+        checkpoint.load_weights(model, ckpt["model"], paths.last)
+        checkpoint.load_weights(ema.model, ckpt["ema"]["model"], paths.last, "EMA")
+        ema.updates = ckpt["ema"]["updates"]
+        opt.load_state_dict(ckpt["optimizer"])
+        lr_sched.load_state_dict(ckpt["scheduler"])
+        step = ckpt["step"]
+        checkpoint.set_rng_state(ckpt["rng"])
+        _keep_log_until(paths.log, step)
+        print(f"resuming {name} from {paths.last} at step {step}")
+    elif restart and paths.log.exists():
+        paths.log.unlink()
+    write_text(paths.ckpt_dir / "config.yaml", save_yaml(cfg))
+
+    def payload() -> dict:
+        return {"kind": "diffusion", "config": cfg.to_dict(), "step": step, "model": model.state_dict(),
+                "ema": ema.state_dict(), "optimizer": opt.state_dict(), "scheduler": lr_sched.state_dict(),
+                "rng": checkpoint.rng_state()}
+
+    micro = t.batch_size // t.grad_accum
+    clip = t.clip_grad if t.clip_grad > 0 else float("inf")
+    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=t.bf16 and device.type == "cuda")
+    new_log = not paths.log.exists()
+    log_file = open(paths.log, "a", newline="")
+    log = csv.DictWriter(log_file, LOG_FIELDS)
+    if new_log:
+        log.writeheader()
+    losses, norms, tick, seen = [], [], time.perf_counter(), 0
+    model.train()
+    with StopFlag() as stop, log_file, tqdm(total=t.steps, initial=step, desc=name, disable=not progress) as bar:
+        while step < t.steps and stop.signal is None:
+            for k in range(t.grad_accum):
+                idx = batch_indices(len(images), micro, t.seed, step * t.grad_accum + k)
+                x0 = to_model_range(images[idx]).to(device, memory_format=torch.channels_last)
+                with autocast:
+                    loss = training_loss(model, diff_sched, x0, cfg.diffusion.prediction) / t.grad_accum
+                loss.backward()
+                losses.append(loss.item())
+            norms.append(torch.nn.utils.clip_grad_norm_(model.parameters(), clip).item())
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            lr_sched.step()
+            step += 1
+            seen += t.batch_size
+            if step % t.ema_every == 0:
+                ema.update(model)
+            bar.update(1)
+
+            if step % t.log_every == 0 or step == t.steps:
+                rate = seen / (time.perf_counter() - tick)
+                row = {"step": step, "loss": f"{sum(losses) * t.grad_accum / len(losses):.5f}",
+                       "lr": f"{opt.param_groups[0]['lr']:.3e}", "grad_norm": f"{sum(norms) / len(norms):.4f}",
+                       "images_per_s": f"{rate:.1f}"}
+                log.writerow(row)
+                log_file.flush()
+                bar.set_postfix(loss=row["loss"], img_s=row["images_per_s"])
+                losses, norms, tick, seen = [], [], time.perf_counter(), 0
+            if t.sample_every and step % t.sample_every == 0:
+                s = cfg.sample
+                imgs = generate(ema.model, cfg, s.grid_size, seed=s.seed, sampler=s.sampler, steps=s.steps,
+                                eta=s.eta, batch_size=s.batch_size, device=device, progress=False)
+                save_grid(paths.out_dir / f"train_grid_{step:07d}.png", imgs)
+                tick = time.perf_counter()  # keep sampling time out of images/s
+            if step % t.ckpt_every == 0:
+                checkpoint.save(paths.last, payload())
+
+    if stop.signal is not None:
+        if step % t.ckpt_every:
+            checkpoint.save(paths.last, payload())
+        print(f"stopped at step {step}/{t.steps}; saved {paths.last}; run the same command to resume")
+        return "stopped"
+    state = payload()
+    checkpoint.save(paths.last, state)
+    checkpoint.save(paths.final, state)
+    print(f"done: {paths.final}")
+    return "done"

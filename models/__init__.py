@@ -1,0 +1,1 @@
+"""Denoising networks. They map (x, t) to a tensor shaped like x and know nothing of diffusion."""

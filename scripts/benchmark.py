@@ -1,0 +1,57 @@
+"""Print training and sampling speed of a config on this machine (no files written).
+
+    python scripts/benchmark.py --config configs/tiny.yaml [--train_steps 20] [--sample_n 500]
+"""
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from diffusion.process import training_loss  # noqa: E402
+from diffusion.schedule import from_config  # noqa: E402
+from engine import config  # noqa: E402
+from engine.errors import ArgumentParser, exit_on_user_error  # noqa: E402
+from engine.generation import generate, pick_device  # noqa: E402
+from models.model import build_model  # noqa: E402
+
+
+@exit_on_user_error
+def main():
+    p = ArgumentParser(description="training and sampling speed of a config")
+    p.add_argument("--config", required=True)
+    p.add_argument("--train_steps", type=int, default=20)
+    p.add_argument("--sample_n", type=int, default=500)
+    p.add_argument("overrides", nargs="*")
+    args = p.parse_args()
+    cfg = config.load(args.config, args.overrides)
+    device = pick_device(cfg.train.device)
+    torch.manual_seed(0)
+    model = build_model(cfg).to(device, memory_format=torch.channels_last)
+    n_params = sum(p.numel() for p in model.parameters())
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr)
+    sched = from_config(cfg.diffusion)
+    x0 = torch.rand(cfg.train.batch_size, 1, 28, 28, device=device) * 2 - 1
+    for i in range(args.train_steps + 3):
+        if i == 3:  # warm-up steps excluded
+            start = time.perf_counter()
+        loss = training_loss(model, sched, x0, cfg.diffusion.prediction)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    train_rate = args.train_steps * cfg.train.batch_size / (time.perf_counter() - start)
+    s = cfg.sample
+    start = time.perf_counter()
+    generate(model, cfg, args.sample_n, seed=0, sampler=s.sampler, steps=s.steps, eta=s.eta,
+             batch_size=min(s.batch_size, args.sample_n), device=device, progress=False)
+    sample_rate = args.sample_n / (time.perf_counter() - start)
+    print(f"config={args.config} params={n_params / 1e6:.2f}M device={device} threads={torch.get_num_threads()}")
+    print(f"train: {train_rate:.1f} images/s (batch {cfg.train.batch_size})")
+    print(f"sample: {sample_rate:.2f} images/s with {s.sampler} x{s.steps} "
+          f"({sample_rate * s.steps:.0f} denoiser evaluations/s, batch {min(s.batch_size, args.sample_n)})")
+
+
+if __name__ == "__main__":
+    main()

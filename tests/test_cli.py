@@ -1,0 +1,112 @@
+"""The command-line scripts as users run them: files written, bad input refused cleanly."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from engine import checkpoint
+from tests.conftest import TINY, assert_user_error, run
+
+
+@pytest.fixture(scope="module")
+def ckpt(trained):
+    return trained / "checkpoints" / "tiny_test" / "final.pt"
+
+
+def test_sample_writes_exactly_n_files_and_replaces_old_runs(ckpt, tmp_path):
+    args = ["--checkpoint", ckpt, "--student_name", "bob", "--steps", "3", "--batch_size", "4", "--seed", "1"]
+    proc = run("sample.py", *args, "--num_samples", "7", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = tmp_path / "outputs" / "bob"
+    pngs = sorted((out / "samples").iterdir())
+    assert [p.name for p in pngs] == [f"{i:05d}.png" for i in range(7)]
+    images = np.load(out / "samples.npz")["images"]
+    assert images.shape == (7, 28, 28) and images.dtype == np.uint8
+    for p, img in zip(pngs, images):
+        assert np.array_equal(np.array(Image.open(p)), img)
+    meta = json.loads((out / "samples.json").read_text())
+    assert meta["num_samples"] == 7 and meta["sampler"] == "ddim" and meta["steps"] == 3 and meta["seed"] == 1
+    assert meta["checkpoint"] == str(ckpt) and meta["ema"] is True
+    assert Image.open(out / "grid.png").size[0] > 28
+
+    again = run("sample.py", *args, "--num_samples", "3", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert len(list((out / "samples").iterdir())) == 3
+    assert np.array_equal(np.load(out / "samples.npz")["images"], images[:3]), "same seed, same first batch"
+    assert sorted(p.name for p in out.iterdir()) == ["grid.png", "samples", "samples.json", "samples.npz"]
+
+
+def test_ddpm_and_no_ema_run(ckpt, tmp_path):
+    proc = run("sample.py", "--checkpoint", ckpt, "--student_name", "c", "--num_samples", "2", "--sampler", "ddpm",
+               "--steps", "4", "--no-ema", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    meta = json.loads((tmp_path / "outputs" / "c" / "samples.json").read_text())
+    assert meta["sampler"] == "ddpm" and meta["ema"] is False
+
+
+@pytest.mark.parametrize("text, fragment", [
+    (None, "not found"),
+    ("model: [unclosed\n", "not valid YAML"),
+    ("train:\n  stepz: 3\n", "did you mean train.steps"),
+    ("train:\n  steps: many\n", "train.steps"),
+    ("train:\n  lr: -1\n", "train.lr"),
+])
+def test_train_bad_config(tmp_path, text, fragment):
+    cfg = tmp_path / "c.yaml"
+    if text is not None:
+        cfg.write_text(text)
+    assert_user_error(run("train.py", "--config", cfg, cwd=tmp_path), fragment)
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_train_bad_override_and_name(tiny_config, tmp_path):
+    assert_user_error(run("train.py", "--config", tiny_config, "model.chanels=3", cwd=tmp_path),
+                      "did you mean model.channels")
+    assert_user_error(run("train.py", "--config", tiny_config, "--student_name", "../evil", cwd=tmp_path), "not allowed")
+
+
+def test_train_missing_mnist(tiny_config, tmp_path):
+    proc = run("train.py", "--config", tiny_config, *TINY, f"data.root={tmp_path / 'nowhere'}", "data.download=false",
+               cwd=tmp_path)
+    assert_user_error(proc, "MNIST not found", "train-images-idx3-ubyte")
+
+
+def test_resume_with_another_architecture_is_refused(trained, tiny_config):
+    proc = run("train.py", "--config", tiny_config, "--student_name", "tiny_test", *TINY, "model.channels=16",
+               "train.steps=8", cwd=trained)
+    assert_user_error(proc, "different model config", "--restart")
+
+
+def test_sample_bad_inputs(ckpt, tmp_path):
+    base = ["--student_name", "x", "--num_samples", "2", "--steps", "2"]
+    assert_user_error(run("sample.py", "--checkpoint", tmp_path / "none.pt", *base, cwd=tmp_path), "not found")
+
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"this is not a checkpoint" * 10)
+    assert_user_error(run("sample.py", "--checkpoint", junk, *base, cwd=tmp_path), "not a readable checkpoint")
+
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])
+    assert_user_error(run("sample.py", "--checkpoint", cut, *base, cwd=tmp_path), "not a readable checkpoint")
+
+    pickled = tmp_path / "pickled.pt"
+    torch.save({"format": checkpoint.FORMAT, "obj": object.__new__(type("Evil", (), {}))}.__class__, pickled)
+    assert_user_error(run("sample.py", "--checkpoint", pickled, *base, cwd=tmp_path), "not a readable checkpoint")
+
+    other = tmp_path / "other.pt"
+    state = checkpoint.load(ckpt)
+    state["config"]["model"]["channels"] = 16
+    torch.save(state, other)
+    assert_user_error(run("sample.py", "--checkpoint", other, *base, cwd=tmp_path), "another architecture")
+
+    assert_user_error(run("sample.py", "--checkpoint", ckpt, "--num_samples", "0", cwd=tmp_path), "--num_samples")
+    assert_user_error(run("sample.py", "--checkpoint", ckpt, "--steps", "5000", cwd=tmp_path), "training timesteps")
+    assert_user_error(run("sample.py", "--checkpoint", ckpt, "--sampler", "euler", cwd=tmp_path), "invalid choice")
+
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a folder should be")
+    assert_user_error(run("sample.py", "--checkpoint", ckpt, *base, "--out_root", blocker, cwd=tmp_path),
+                      "cannot write")
+    assert not (tmp_path / "outputs").exists(), "a failed run left files behind"

@@ -1,0 +1,56 @@
+import pytest
+
+from engine import config
+from engine.errors import UserError
+from tests.conftest import REPO
+
+
+def test_shipped_configs_load():
+    for path in sorted((REPO / "configs").glob("*.yaml")):
+        cfg = config.load(path)
+        assert cfg.model.name == "unet"
+
+
+def test_overrides_are_typed():
+    cfg = config.load(REPO / "configs" / "tiny.yaml",
+                      ["train.steps=7", "train.lr=1e-3", "model.channel_mult=[1,2]", "model.attn_levels=[1]", "train.bf16=true",
+                       "sample.eta=1"])
+    assert cfg.train.steps == 7 and cfg.train.lr == 1e-3 and cfg.model.channel_mult == [1, 2]
+    assert cfg.train.bf16 is True and cfg.sample.eta == 1.0 and isinstance(cfg.sample.eta, float)
+
+
+def test_round_trip_through_dict():
+    cfg = config.load(REPO / "configs" / "tiny.yaml", ["train.steps=3"])
+    assert config.from_dict(cfg.to_dict()) == cfg
+
+
+@pytest.mark.parametrize("override, fragment", [
+    ("train.stepz=3", "did you mean train.steps"),
+    ("modle.channels=3", "did you mean model.channels"),
+    ("train.steps=abc", "train.steps"),
+    ("train.steps=2.5", "must be int"),
+    ("train.bf16=3", "must be bool"),
+    ("model.channel_mult=3", "list of int"),
+    ("train.lr=0", "train.lr"),
+    ("train.ema_decay=1.5", "train.ema_decay"),
+    ("diffusion.schedule=quadratic", "linear, cosine"),
+    ("sample.steps=5000", "<= diffusion.timesteps"),
+    ("model.attn_levels=[5]", "model.attn_levels"),
+    ("steps", "section.key=value"),
+])
+def test_bad_overrides_name_the_key(override, fragment):
+    with pytest.raises(UserError, match=fragment.replace("[", r"\[")):
+        config.load(REPO / "configs" / "tiny.yaml", [override])
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        config.load(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [unclosed\n")
+    with pytest.raises(UserError, match="not valid YAML"):
+        config.load(bad)
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text("train:\n  lr_rate: 0.1\n")
+    with pytest.raises(UserError, match=r"train.lr_rate in .*unknown.yaml.*did you mean train.lr"):
+        config.load(unknown)

@@ -1,0 +1,119 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from diffusion import samplers
+from diffusion.process import q_sample, target, to_x0_eps, training_loss
+from diffusion.schedule import make_schedule
+
+
+def test_linear_schedule_closed_form():
+    s = make_schedule("linear", 1000, 1e-4, 0.02)
+    betas = np.linspace(1e-4, 0.02, 1000)
+    assert s.alpha_bar.dtype == torch.float64 and s.T == 1000 and s.alpha_bar[0] == 1
+    np.testing.assert_allclose(s.alpha_bar[1:].numpy(), np.cumprod(1 - betas), rtol=1e-12)
+    np.testing.assert_allclose(s.betas.numpy(), betas, rtol=1e-9)
+
+
+def test_cosine_schedule_closed_form():
+    T, eps = 1000, 0.008
+    s = make_schedule("cosine", T)
+    f = lambda t: math.cos((t / T + eps) / (1 + eps) * math.pi / 2) ** 2
+    for t in (0, 1, 10, 500, 900, 990):  # the 0.999 beta clip only acts at the very last steps
+        assert s.alpha_bar[t].item() == pytest.approx(f(t) / f(0), rel=1e-10)
+    assert s.betas.max() <= 0.999 and (s.betas > 0).all()
+
+
+def test_q_sample_mean_and_variance():
+    s = make_schedule("linear", 1000)
+    g = torch.Generator().manual_seed(0)
+    n, t = 200_000, 300
+    x0 = torch.full((n, 1), 0.5, dtype=torch.float64)
+    xt = q_sample(s, x0, torch.full((n,), t), torch.randn(n, 1, generator=g, dtype=torch.float64))
+    ab = s.alpha_bar[t].item()
+    assert xt.mean().item() == pytest.approx(math.sqrt(ab) * 0.5, abs=4 * math.sqrt((1 - ab) / n))
+    assert xt.var().item() == pytest.approx(1 - ab, rel=0.01)
+
+
+@pytest.mark.parametrize("prediction", ["eps", "x0", "v"])
+def test_targets_round_trip(prediction):
+    g = torch.Generator().manual_seed(1)
+    x0, eps = torch.randn(64, generator=g, dtype=torch.float64), torch.randn(64, generator=g, dtype=torch.float64)
+    ab = torch.rand(64, generator=g, dtype=torch.float64) * 0.98 + 0.01
+    a, s = ab.sqrt(), (1 - ab).sqrt()
+    x0_hat, eps_hat = to_x0_eps(prediction, target(prediction, x0, eps, a, s), a * x0 + s * eps, a, s)
+    torch.testing.assert_close(x0_hat, x0, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(eps_hat, eps, rtol=1e-12, atol=1e-12)
+
+
+def test_timestep_pairs():
+    assert samplers.timestep_pairs(1000, 4) == [(1000, 750), (750, 500), (500, 250), (250, 0)]
+    full = samplers.timestep_pairs(10, 10)
+    assert full == [(t, t - 1) for t in range(10, 0, -1)]
+    for steps in (1, 3, 7, 50):
+        pairs = samplers.timestep_pairs(1000, steps)
+        assert len(pairs) == steps and pairs[0][0] == 1000 and pairs[-1][1] == 0
+        assert all(a > b for a, b in pairs) and all(p[1] == q[0] for p, q in zip(pairs, pairs[1:]))
+    with pytest.raises(ValueError):
+        samplers.timestep_pairs(10, 11)
+
+
+def test_ddim_eta_one_uses_the_ddpm_posterior_variance():
+    s = make_schedule("linear", 1000)
+    ab, betas = s.alpha_bar, s.betas
+    for t, t_prev in samplers.timestep_pairs(1000, 1000):
+        posterior_var = (betas[t - 1] * (1 - ab[t_prev]) / (1 - ab[t])).item()
+        sigma = samplers.ddim_step(torch.zeros(1), torch.zeros(1), ab[t].item(), ab[t_prev].item(), 1.0,
+                                   torch.ones(1)).item()
+        assert sigma ** 2 == pytest.approx(posterior_var, rel=1e-5, abs=1e-12)
+
+
+def _gaussian_denoiser(sched, mu, sd):
+    """Exact eps-prediction E[eps | x_t] for data x0 ~ N(mu, sd^2)."""
+    def denoiser(x, t):
+        ab = sched.alpha_bar[t.long()].view(-1, *[1] * (x.dim() - 1)).to(x.dtype)
+        a, s = ab.sqrt(), (1 - ab).sqrt()
+        x0 = mu + a * sd ** 2 * (x - a * mu) / (ab * sd ** 2 + s ** 2)
+        return (x - a * x0) / s
+    return denoiser
+
+
+def test_ddim_eta_one_equals_ddpm_step_for_step():
+    s = make_schedule("linear", 100)
+    den = _gaussian_denoiser(s, 0.3, 0.5)
+    kw = dict(steps=100, clip_x0=False, dtype=torch.float64)
+    a = samplers.sample(den, s, (500, 1), torch.Generator().manual_seed(3), sampler="ddim", eta=1.0, **kw)
+    b = samplers.sample(den, s, (500, 1), torch.Generator().manual_seed(3), sampler="ddpm", **kw)
+    torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+
+
+def test_ddim_eta_zero_is_deterministic_for_a_seed():
+    s = make_schedule("linear", 100)
+    den = _gaussian_denoiser(s, 0.0, 0.5)
+    draw = lambda seed: samplers.sample(den, s, (8, 1, 4, 4), torch.Generator().manual_seed(seed), steps=10)
+    assert torch.equal(draw(5), draw(5))
+    assert not torch.equal(draw(5), draw(6))
+
+
+@pytest.mark.parametrize("sampler, steps, eta", [("ddpm", 1000, 0.0), ("ddim", 200, 0.0), ("ddim", 200, 1.0)])
+def test_samplers_recover_a_gaussian_with_the_exact_denoiser(sampler, steps, eta):
+    mu, sd = 0.3, 0.5
+    s = make_schedule("linear", 1000)
+    x = samplers.sample(_gaussian_denoiser(s, mu, sd), s, (20_000, 1), torch.Generator().manual_seed(0),
+                        sampler=sampler, steps=steps, eta=eta, clip_x0=False, dtype=torch.float64)
+    assert x.mean().item() == pytest.approx(mu, abs=0.02)
+    assert x.std().item() == pytest.approx(sd, rel=0.04)
+
+
+def test_training_loss_of_the_exact_denoiser_is_the_irreducible_error():
+    """For Gaussian data the optimal eps-MSE is known: E_t[ ab sd^2 / (ab sd^2 + 1 - ab) ] per pixel."""
+    mu, sd = 0.0, 0.5
+    s = make_schedule("linear", 1000)
+    g = torch.Generator().manual_seed(0)
+    x0 = mu + sd * torch.randn(100_000, 1, generator=g, dtype=torch.float64)
+    loss = training_loss(_gaussian_denoiser(s, mu, sd), s, x0, generator=g).item()
+    ab = s.alpha_bar[1:]
+    expected = (ab * sd ** 2 / (ab * sd ** 2 + 1 - ab)).mean().item()
+    assert loss == pytest.approx(expected, rel=0.03)
