@@ -1,4 +1,4 @@
-# make demo: set up a virtual environment, train configs/tiny.yaml on the CPU, sample 5,000 digits.
+# make demo: set up a virtual environment, train configs/tiny.yaml on the CPU, sample 5,000 digits, score them.
 # make test: set up the environment if needed and run the test suite.
 PYTHON ?= python3
 VENV ?= .venv
@@ -17,6 +17,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 demo: venv
 	$(PY) train.py --config configs/tiny.yaml --student_name $(NAME)
 	$(PY) sample.py --checkpoint checkpoints/$(NAME)/final.pt --student_name $(NAME)
+	$(PY) evaluate.py --student_name $(NAME)
 	@echo "sample grid: outputs/$(NAME)/grid.png   (training grids: outputs/$(NAME)/train_grid_*.png)"
 
 test: venv
@@ -27,4 +28,4 @@ bench: venv
 	$(PY) scripts/benchmark.py --config configs/default.yaml --train_steps 5 --sample_n 100
 
 clean:
-	rm -rf checkpoints/$(NAME) outputs/$(NAME)
+	rm -rf checkpoints/$(NAME) outputs/$(NAME) results/$(NAME).json

@@ -45,3 +45,48 @@ def save_npz(path: str | Path, **arrays) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.savez_compressed(f, **arrays)
+
+
+def load_digits(path: str | Path) -> np.ndarray:
+    """uint8 (N, 28, 28) from a folder of PNG files (sorted by name) or an npz with key `images`
+    (or a single array). Anything else is a one-line UserError naming the file."""
+    from engine.errors import UserError
+
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(path.glob("*.png"))
+        if not files:
+            raise UserError(f"no .png files in {path}; run sample.py first or pass --samples FOLDER_OR_NPZ")
+        out = np.empty((len(files), 28, 28), np.uint8)
+        for i, f in enumerate(files):
+            try:
+                with Image.open(f) as img:
+                    img.load()
+                    if img.size != (28, 28) or img.mode != "L":
+                        raise UserError(f"{f} is {img.size[0]}x{img.size[1]} mode {img.mode}; samples must be "
+                                        "28x28 grayscale (mode L) PNGs")
+                    out[i] = np.asarray(img)
+            except UserError:
+                raise
+            except Exception as e:
+                raise UserError(f"{f} is not a readable PNG ({type(e).__name__}); regenerate or remove it") from None
+        return out
+    if path.suffix == ".npz" and path.is_file():
+        try:
+            with np.load(path) as z:
+                key = "images" if "images" in z.files else (z.files[0] if len(z.files) == 1 else None)
+                if key is None:
+                    raise UserError(f"{path} has arrays {z.files} but no 'images'; save the digits under the key images")
+                arr = z[key]
+        except UserError:
+            raise
+        except Exception as e:
+            raise UserError(f"{path} is not a readable npz file ({type(e).__name__}); re-save it with numpy.savez") from None
+        if arr.ndim == 4 and arr.shape[1] == 1:
+            arr = arr[:, 0]
+        if arr.ndim != 3 or arr.shape[1:] != (28, 28):
+            raise UserError(f"{path}: images have shape {arr.shape}; expected (N, 28, 28)")
+        if arr.dtype != np.uint8:
+            raise UserError(f"{path}: images are {arr.dtype}; expected uint8 in 0..255")
+        return arr
+    raise UserError(f"samples {path} not found (expected a folder of PNGs or an .npz); run sample.py first")

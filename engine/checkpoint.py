@@ -45,8 +45,8 @@ def set_rng_state(state: dict) -> None:
 def save(path: str | Path, payload: dict) -> None:
     """Write `payload` (plus format tag and versions) to `path` atomically."""
     payload = {"format": FORMAT, "versions": versions(), **payload}
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(payload, f)
 
 
 def load(path: str | Path) -> dict:

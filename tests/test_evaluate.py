@@ -1,0 +1,130 @@
+"""evaluate.py and leaderboard.py end to end, on real MNIST digits (installed in CI)."""
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dataio.mnist import load_mnist
+from metrics import features
+from metrics.evaluation import reference
+from metrics.fid import frechet_distance, gaussian_stats
+from tests.conftest import DATA_ROOT, REPO, assert_user_error, run
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("fid_cache")
+
+
+@pytest.fixture(scope="module")
+def ref(cache):
+    net = features.load_lenet()
+    return reference(lambda x: features.extract(net, x, progress=False)[0], DATA_ROOT, cache, features.sha256())
+
+
+def _evaluate(tmp_path, cache, *args):
+    return run("evaluate.py", *args, "--data_root", DATA_ROOT, "--cache_dir", cache, "--no-progress", cwd=tmp_path)
+
+
+def test_shipped_feature_net_is_the_documented_one():
+    info = json.loads(features.WEIGHTS.with_suffix(".json").read_text())
+    assert features.sha256() == info["sha256"]
+    assert features.WEIGHTS.stat().st_size < 600_000
+    test_x, test_y = load_mnist(DATA_ROOT, train=False)
+    _, probs = features.extract(features.load_lenet(), test_x.numpy(), progress=False)
+    acc = float((probs.argmax(1) == test_y.numpy()).mean())
+    assert acc == pytest.approx(info["test_accuracy"], abs=2e-4) and acc >= 0.993
+    assert f"{info['test_accuracy'] * 100:.2f}%" in (REPO / "README.md").read_text()
+    assert info["sha256"] in (REPO / "README.md").read_text()
+
+
+def test_fid_grows_with_noise(ref):
+    test_x, _ = load_mnist(DATA_ROOT, train=False)
+    digits = test_x.numpy()[:3000].astype(np.float64)
+    rng = np.random.default_rng(0)
+    net, fids = features.load_lenet(), []
+    for sigma in (0, 16, 32, 64, 128):
+        noisy = np.clip(digits + rng.normal(0, sigma, digits.shape), 0, 255).round().astype(np.uint8)
+        f, _ = features.extract(net, noisy, progress=False)
+        fids.append(frechet_distance(*gaussian_stats(f), ref["mu"], ref["sigma"]))
+    assert all(a < b for a, b in zip(fids, fids[1:])), fids
+
+
+def test_real_digits_score_the_floor_and_4999_are_not_ranked(tmp_path, cache, ref):
+    train_x, _ = load_mnist(DATA_ROOT, train=True)
+    real = train_x.numpy()[-5000:]
+    np.savez(tmp_path / "real.npz", images=real)
+    proc = _evaluate(tmp_path, cache, "--student_name", "real", "--samples", tmp_path / "real.npz")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    r = json.loads((tmp_path / "results" / "real.json").read_text())
+    floor_mean, floor_std = ref["floor"].mean(), ref["floor"].std(ddof=1)
+    assert r["ranked"] and r["num_samples"] == 5000 and len(r["class_histogram"]) == 10
+    assert abs(r["fid"] - floor_mean) < 5 * floor_std + 3 * r["fid_bootstrap_std"], (r["fid"], floor_mean, floor_std)
+    assert r["precision"] > 0.6 and r["recall"] > 0.6 and r["class_kl_to_uniform"] < 0.01
+    assert r["mean_confidence"] > 0.98 and r["feature_net_sha256"] == features.sha256()
+
+    np.savez(tmp_path / "short.npz", images=real[:4999])
+    proc = _evaluate(tmp_path, cache, "--student_name", "short", "--samples", tmp_path / "short.npz")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    r = json.loads((tmp_path / "results" / "short.json").read_text())
+    assert r["ranked"] is False and "exactly 5000" in r["not_ranked_reason"]
+
+    board = run("leaderboard.py", cwd=tmp_path)
+    assert board.returncode == 0, board.stderr
+    md = (tmp_path / "results" / "leaderboard.md").read_text()
+    assert "| 1 | real |" in md and "- short: 4999 samples" in md
+    assert (tmp_path / "results" / "leaderboard.html").read_text().startswith("<!doctype html>")
+
+
+def test_evaluate_bad_inputs(tmp_path, cache):
+    assert_user_error(_evaluate(tmp_path, cache, "--student_name", "../x"), "not allowed")
+    assert_user_error(_evaluate(tmp_path, cache, "--student_name", "nobody"), "no samples for nobody")
+    folder = tmp_path / "outputs" / "odd" / "samples"
+    folder.mkdir(parents=True)
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(folder / "00000.png")
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(folder / "00001.png")
+    assert_user_error(_evaluate(tmp_path, cache, "--student_name", "odd"), "00001.png is 32x32")
+    (folder / "00001.png").write_bytes(b"\x89PNG broken")
+    assert_user_error(_evaluate(tmp_path, cache, "--student_name", "odd"), "00001.png is not a readable PNG")
+    np.savez(tmp_path / "wrong.npz", pictures=np.zeros((3, 28, 28), np.uint8), labels=np.zeros(3))
+    assert_user_error(_evaluate(tmp_path, cache, "--student_name", "w", "--samples", tmp_path / "wrong.npz"),
+                      "no 'images'")
+    np.savez(tmp_path / "float.npz", images=np.zeros((3, 28, 28)))
+    assert_user_error(_evaluate(tmp_path, cache, "--student_name", "w", "--samples", tmp_path / "float.npz"), "uint8")
+    assert not (tmp_path / "results").exists() or not list((tmp_path / "results").iterdir())
+
+
+def test_failed_evaluation_keeps_the_previous_result(tmp_path, cache):
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "keep.json").write_text('{"old": true}')
+    (tmp_path / "broken.npz").write_bytes(b"not a zip")
+    assert_user_error(_evaluate(tmp_path, cache, "--student_name", "keep", "--samples", tmp_path / "broken.npz"),
+                      "not a readable npz")
+    assert (results / "keep.json").read_text() == '{"old": true}'
+
+
+def _result(name, fid, kid=0.01, n=5000, std=0.1):
+    return {"student_name": name, "num_samples": n, "fid": fid, "fid_bootstrap_std": std, "kid_mean": kid}
+
+
+def test_leaderboard_ranks_and_survives_bad_files(tmp_path):
+    empty = run("leaderboard.py", cwd=tmp_path)
+    assert empty.returncode == 0 and "no results yet" in empty.stdout
+    res = tmp_path / "results"
+    for r in [_result("c", 9.0), _result("a", 3.0, kid=0.02), _result("b", 3.0, kid=0.01), _result("d", 3.1),
+              _result("e", 1.0, n=4999)]:
+        (res / f"{r['student_name']}.json").write_text(json.dumps(r))
+    (res / "broken.json").write_text("{not json")
+    (res / "partial.json").write_text('{"student_name": "p"}')
+    proc = run("leaderboard.py", cwd=tmp_path)
+    assert proc.returncode == 0
+    assert "broken.json" in proc.stderr and "partial.json" in proc.stderr
+    rows = [l.split("|")[1:3] for l in (res / "leaderboard.md").read_text().splitlines()[2:6]]
+    assert [(int(r), n.strip()) for r, n in rows] == [(1, "b"), (2, "a"), (3, "d"), (4, "c")]
+    md = (res / "leaderboard.md").read_text()
+    assert "~ a" in md.splitlines()[2] and "- e: 4999 samples" in md
+    assert "~" not in md.splitlines()[5], "c is far from d"
+    csv_lines = (res / "leaderboard.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("rank,student_name,fid") and len(csv_lines) == 6
