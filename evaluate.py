@@ -50,16 +50,16 @@ def main(argv=None) -> int:
 
     progress = not args.no_progress
     lenet = features.load_lenet()
-    lenet_feats, probs = features.extract(lenet, images, progress=progress)
     if args.feature_net == "lenet":
-        sha, feats = features.sha256(), lenet_feats
+        sha = features.sha256()
         extract = lambda imgs: features.extract(lenet, imgs, progress=progress)[0]
     else:
         path = inception.weights_path(args.inception_weights)
         net = inception.load_inception(path)
         sha = features.sha256(path)
         extract = lambda imgs: inception.extract(net, imgs)
-        feats = extract(images)
+    lenet_feats, probs = features.extract(lenet, images, progress=progress)
+    feats = lenet_feats if args.feature_net == "lenet" else extract(images)
     ref = reference(extract, args.data_root, ensure_dir(args.cache_dir), sha)
     try:
         metrics = evaluate_features(feats, probs, ref)

@@ -51,8 +51,10 @@ def test_precision_recall_identical_and_disjoint():
     assert precision_recall(real, real.copy()) == (1.0, 1.0)
     far = real + 1000.0
     assert precision_recall(real, far) == (0.0, 0.0)
-    d, c = density_coverage(real, real.copy())
-    assert c == 1.0 and d == pytest.approx(1.0, abs=0.05)
+    d, c = density_coverage(real, real.copy(), k=5)
+    assert c == 1.0 and d == pytest.approx(6 / 5)  # each point lies in its own ball and in k others: (k+1)/k
+    d, c = density_coverage(real, rng.normal(size=(400, 8)), k=5)
+    assert d == pytest.approx(1.0, abs=0.15) and c > 0.9  # same distribution: E[density] = 1
     assert density_coverage(real, far) == (0.0, 0.0)
 
 
