@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from engine.errors import UserError
 from engine.fileio import atomic_path
 
 
@@ -50,8 +51,6 @@ def save_npz(path: str | Path, **arrays) -> None:
 def load_digits(path: str | Path) -> np.ndarray:
     """uint8 (N, 28, 28) from a folder of PNG files (sorted by name) or an npz with key `images`
     (or a single array). Anything else is a one-line UserError naming the file."""
-    from engine.errors import UserError
-
     path = Path(path)
     if path.is_dir():
         files = sorted(path.glob("*.png"))

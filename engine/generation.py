@@ -8,14 +8,13 @@ from tqdm.auto import tqdm
 from dataio.mnist import to_uint8
 from diffusion import samplers
 from diffusion.schedule import from_config
+from engine.errors import UserError
 
 IMAGE_SHAPE = (1, 28, 28)
 
 
 def pick_device(name: str = "auto") -> torch.device:
     """auto: cuda > mps > cpu."""
-    from engine.errors import UserError
-
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

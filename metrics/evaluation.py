@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dataio.mnist import load_mnist
 from engine.fileio import atomic_path
 from metrics.fid import frechet_distance, gaussian_stats
 from metrics.kid import kid
@@ -25,8 +26,6 @@ def bootstrap_fid(fake: np.ndarray, ref_mu, ref_sigma, draws: int = 50, seed: in
 def reference(extract, data_root: str, cache_dir: Path, sha: str) -> dict:
     """Test-set features and the FID floor (5 draws of 5,000 training digits vs the test set),
     cached on disk under the feature network's sha256. `extract(uint8 images) -> float64 features`."""
-    from dataio.mnist import load_mnist
-
     path = Path(cache_dir) / f"mnist_reference_{sha[:16]}.npz"
     if path.exists():
         with np.load(path) as z:

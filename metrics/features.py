@@ -15,6 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from engine.errors import UserError
+
 WEIGHTS = Path(__file__).with_name("weights") / "lenet_mnist.pt"
 MEAN, STD = 0.1307, 0.3081  # MNIST training-set pixel statistics
 
@@ -49,8 +51,6 @@ def sha256(path: Path = WEIGHTS) -> str:
 
 
 def load_lenet(path: Path = WEIGHTS) -> LeNet:
-    from engine.errors import UserError
-
     if not Path(path).is_file():
         raise UserError(f"feature network weights {path} are missing; restore them from git or run "
                         "scripts/train_feature_net.py")

@@ -17,6 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models import inception as tv
 
+from engine.errors import UserError
+
 WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
 ENV_VAR = "FID_INCEPTION_WEIGHTS"
 
@@ -94,8 +96,6 @@ def weights_path(explicit: str | None = None) -> Path:
 
 
 def load_inception(path: Path) -> nn.Module:
-    from engine.errors import UserError
-
     if not path.is_file():
         raise UserError(f"FID Inception weights not found at {path}; download {WEIGHTS_NAME} from the pytorch-fid "
                         f"releases (github.com/mseitzer/pytorch-fid) and pass --inception_weights FILE or set {ENV_VAR}")
