@@ -57,7 +57,7 @@ def main(argv=None) -> int:
         path = inception.weights_path(args.inception_weights)
         net = inception.load_inception(path)
         sha = features.sha256(path)
-        extract = lambda imgs: inception.extract(net, imgs)
+        extract = lambda imgs: inception.extract(net, imgs, progress=progress)
     lenet_feats, probs = features.extract(lenet, images, progress=progress)
     feats = lenet_feats if args.feature_net == "lenet" else extract(images)
     ref = reference(extract, args.data_root, ensure_dir(args.cache_dir), sha)
@@ -67,7 +67,8 @@ def main(argv=None) -> int:
         raise UserError(f"{src}: {e}; check the images") from None
 
     meta_path = src.parent / "samples.json"  # written by sample.py beside samples/ and samples.npz
-    sampling = json.loads(meta_path.read_text()) if meta_path.is_file() else None
+    from_sample_py = src.name in ("samples", "samples.npz") and meta_path.is_file()
+    sampling = json.loads(meta_path.read_text()) if from_sample_py else None
     n = len(images)
     result = {
         "student_name": name, "num_samples": n, "ranked": n == REQUIRED_SAMPLES,

@@ -41,11 +41,49 @@ def to_x0_eps(prediction: str, out: torch.Tensor, x_t: torch.Tensor, a: torch.Te
     raise ValueError(f"unknown prediction {prediction!r}; choose eps, x0 or v")
 
 
+WEIGHTINGS = ("uniform", "min_snr", "p2")
+
+
+def loss_weight(weighting: str, prediction: str, snr: torch.Tensor, min_snr_gamma: float = 5.0, p2_k: float = 1.0,
+                p2_gamma: float = 1.0) -> torch.Tensor:
+    """Per-sample weight on the MSE of `prediction`'s target.
+
+    Errors of the three targets are proportional: ||eps err||^2 = snr ||x0 err||^2 and
+    ||v err||^2 = (snr + 1) ||x0 err||^2, so each scheme is fixed as a weight on the x0 error and
+    divided by that factor, and means the same thing for every target:
+      uniform: no weighting of the chosen target (the "simple" loss of Ho et al. 2020);
+      min_snr: x0 weight min(snr, gamma) (Hang et al. 2023, arXiv:2303.09556), i.e. min(snr, gamma) / snr
+               on eps and min(snr, gamma) / (snr + 1) on v;
+      p2:      eps weight 1 / (k + snr)^gamma (Choi et al. 2022, arXiv:2204.00227), i.e. x0 weight
+               snr / (k + snr)^gamma.
+    """
+    if weighting == "uniform":
+        return torch.ones_like(snr)
+    per_x0 = {"eps": snr, "v": snr + 1, "x0": torch.ones_like(snr)}[prediction]
+    if weighting == "min_snr":
+        w_x0 = snr.clamp(max=min_snr_gamma)
+    elif weighting == "p2":
+        w_x0 = snr / (p2_k + snr) ** p2_gamma
+    else:
+        raise ValueError(f"unknown loss weighting {weighting!r}; choose one of {', '.join(WEIGHTINGS)}")
+    return w_x0 / per_x0
+
+
 def training_loss(denoiser, sched: Schedule, x0: torch.Tensor, prediction: str = "eps",
-                  generator: torch.Generator | None = None) -> torch.Tensor:
-    """Simple MSE loss: t ~ U{1..T}, eps ~ N(0, I), || f(x_t, t) - target ||^2 averaged."""
+                  generator: torch.Generator | None = None, weighting: str = "uniform", **weight_args) -> torch.Tensor:
+    """Weighted MSE: t ~ U{1..T}, eps ~ N(0, I), w(t) || f(x_t, t) - target ||^2 averaged."""
     t = torch.randint(1, sched.T + 1, (x0.shape[0],), generator=generator).to(x0.device)
     noise = torch.randn(x0.shape, generator=generator).to(x0.device, x0.dtype)
     a, s = _coef(sched, t, x0)
     out = denoiser(a * x0 + s * noise, t.float())
-    return (out.float() - target(prediction, x0, noise, a, s).float()).pow(2).mean()
+    per_sample = (out.float() - target(prediction, x0, noise, a, s).float()).pow(2).flatten(1).mean(1)
+    if weighting != "uniform":
+        ab = sched.alpha_bar.to(x0.device)[t]
+        per_sample = per_sample * loss_weight(weighting, prediction, ab / (1 - ab), **weight_args).float()
+    return per_sample.mean()
+
+
+def config_loss(denoiser, sched: Schedule, x0: torch.Tensor, d, generator: torch.Generator | None = None):
+    """training_loss with the target and weighting named by a DiffusionConfig `d`."""
+    return training_loss(denoiser, sched, x0, d.prediction, generator, d.loss_weighting,
+                         min_snr_gamma=d.min_snr_gamma, p2_k=d.p2_k, p2_gamma=d.p2_gamma)

@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from engine.errors import UserError
+from models.model import REGISTRY
 
 
 @dataclass
@@ -23,17 +24,26 @@ class ModelConfig:
     channel_mult: list[int] = field(default_factory=lambda: [1, 2, 2])  # per level; 28 -> 14 -> 7
     num_res_blocks: int = 2  # residual blocks per level
     attn_levels: list[int] = field(default_factory=lambda: [2])  # level indices with self-attention
-    num_heads: int = 4
-    dropout: float = 0.1
+    num_heads: int = 4  # attention heads (both models)
+    dropout: float = 0.1  # both models
+    patch_size: int = 4  # transformer: p x p patches; must divide 28
+    width: int = 192  # transformer: token width
+    depth: int = 6  # transformer: blocks
+    pos_embed: str = "sincos"  # transformer: sincos (fixed) | learned
 
 
 @dataclass
 class DiffusionConfig:
     timesteps: int = 1000  # T: training noise levels t = 1..T
-    schedule: str = "linear"  # linear | cosine
+    schedule: str = "linear"  # linear | cosine | sigmoid
     beta_start: float = 1e-4  # linear schedule only
     beta_end: float = 0.02  # linear schedule only
     prediction: str = "eps"  # what the network predicts: eps | x0 | v
+    zero_terminal_snr: bool = False  # rescale so alpha_bar_T = 0 (Lin et al. 2024); needs v or x0
+    loss_weighting: str = "uniform"  # uniform | min_snr | p2 (see diffusion/process.py:loss_weight)
+    min_snr_gamma: float = 5.0
+    p2_k: float = 1.0
+    p2_gamma: float = 1.0
 
 
 @dataclass
@@ -89,8 +99,10 @@ class Config:
 
 
 CHOICES = {
-    "diffusion.schedule": ("linear", "cosine"),
+    "model.pos_embed": ("sincos", "learned"),
+    "diffusion.schedule": ("linear", "cosine", "sigmoid"),
     "diffusion.prediction": ("eps", "x0", "v"),
+    "diffusion.loss_weighting": ("uniform", "min_snr", "p2"),
     "train.lr_schedule": ("cosine", "constant"),
     "train.device": ("auto", "cpu", "cuda", "mps"),
     "sample.sampler": ("ddim", "ddpm"),
@@ -192,7 +204,7 @@ def _require(ok: bool, key: str, rule: str, value, where: str) -> None:
 
 
 def validate(cfg: Config, where: str) -> None:
-    for key, choices in CHOICES.items():
+    for key, choices in {**CHOICES, "model.name": tuple(REGISTRY)}.items():
         section, name = key.split(".")
         value = getattr(getattr(cfg, section), name)
         if value not in choices:
@@ -200,6 +212,7 @@ def validate(cfg: Config, where: str) -> None:
     m, d, t, s = cfg.model, cfg.diffusion, cfg.train, cfg.sample
     positive = {
         "model.channels": m.channels, "model.num_res_blocks": m.num_res_blocks, "model.num_heads": m.num_heads,
+        "model.width": m.width, "model.depth": m.depth, "model.patch_size": m.patch_size,
         "diffusion.timesteps": d.timesteps, "train.steps": t.steps, "train.batch_size": t.batch_size,
         "train.grad_accum": t.grad_accum, "train.ema_every": t.ema_every, "train.log_every": t.log_every,
         "train.ckpt_every": t.ckpt_every, "sample.steps": s.steps, "sample.batch_size": s.batch_size,
@@ -218,9 +231,14 @@ def validate(cfg: Config, where: str) -> None:
              "a non-empty list of positive ints", m.channel_mult, where)
     _require(all(0 <= a < len(m.channel_mult) for a in m.attn_levels), "model.attn_levels",
              f"level indices in 0..{len(m.channel_mult) - 1}", m.attn_levels, where)
+    _require(28 % m.patch_size == 0, "model.patch_size", "a divisor of 28 (2, 4, 7, 14)", m.patch_size, where)
+    _require(m.width % m.num_heads == 0 and m.width % 4 == 0, "model.width",
+             "divisible by 4 and by model.num_heads", m.width, where)
     _require(t.batch_size % t.grad_accum == 0, "train.batch_size", "divisible by train.grad_accum", t.batch_size, where)
     _require(0 < d.beta_start < d.beta_end < 1, "diffusion.beta_start", "0 < beta_start < beta_end < 1",
              d.beta_start, where)
+    _require(not (d.zero_terminal_snr and d.prediction == "eps"), "diffusion.zero_terminal_snr",
+             "false with eps prediction (at alpha_bar_T = 0 eps says nothing about x0); use v or x0", True, where)
     _require(s.steps <= d.timesteps, "sample.steps", f"<= diffusion.timesteps ({d.timesteps})", s.steps, where)
 
 

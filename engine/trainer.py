@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from dataio.images import save_grid
 from dataio.mnist import batch_indices, load_mnist, to_model_range
-from diffusion.process import training_loss
+from diffusion.process import config_loss
 from diffusion.schedule import from_config
 from engine import checkpoint
 from engine.config import Config, save_yaml
@@ -163,7 +163,7 @@ def train(cfg: Config, name: str, *, restart: bool = False, paths: RunPaths | No
                 idx = batch_indices(len(images), micro, t.seed, step * t.grad_accum + k)
                 x0 = to_model_range(images[idx]).to(device, memory_format=torch.channels_last)
                 with autocast:
-                    loss = training_loss(model, diff_sched, x0, cfg.diffusion.prediction) / t.grad_accum
+                    loss = config_loss(model, diff_sched, x0, cfg.diffusion) / t.grad_accum
                 loss.backward()
                 losses.append(loss.item())
             norms.append(torch.nn.utils.clip_grad_norm_(model.parameters(), clip).item())

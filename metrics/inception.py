@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torchvision.models import inception as tv
+from tqdm.auto import tqdm
 
 from engine.errors import UserError
 
@@ -108,10 +109,10 @@ def load_inception(path: Path) -> nn.Module:
 
 
 @torch.inference_mode()
-def extract(net: nn.Module, images_u8: np.ndarray, batch_size: int = 50) -> np.ndarray:
+def extract(net: nn.Module, images_u8: np.ndarray, batch_size: int = 50, progress: bool = True) -> np.ndarray:
     """float64 (N, 2048) pool3 features of uint8 (N, 28, 28) digits (gray replicated to RGB)."""
     out = []
-    for i in range(0, len(images_u8), batch_size):
+    for i in tqdm(range(0, len(images_u8), batch_size), desc="inception", leave=False, disable=not progress):
         x = torch.as_tensor(images_u8[i:i + batch_size]).float().div(255).unsqueeze(1).expand(-1, 3, -1, -1)
         out.append(pool3(net, x).double())
     return torch.cat(out).numpy()

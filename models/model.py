@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from models.transformer import DiT
 from models.unet import UNet
 
 IMAGE_CHANNELS = 1  # MNIST is grayscale
@@ -19,8 +20,15 @@ def build_unet(cfg) -> nn.Module:
                 dropout=m.dropout)
 
 
+def build_transformer(cfg) -> nn.Module:
+    m = cfg.model
+    return DiT(image_channels=IMAGE_CHANNELS, patch_size=m.patch_size, width=m.width, depth=m.depth,
+               num_heads=m.num_heads, dropout=m.dropout, pos_embed=m.pos_embed)
+
+
 REGISTRY = {
     "unet": build_unet,
+    "transformer": build_transformer,
 }
 
 

@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from diffusion.process import training_loss  # noqa: E402
+from diffusion.process import config_loss  # noqa: E402
 from diffusion.schedule import from_config  # noqa: E402
 from engine import config  # noqa: E402
 from engine.errors import ArgumentParser, exit_on_user_error  # noqa: E402
@@ -37,7 +37,7 @@ def main():
     for i in range(args.train_steps + 3):
         if i == 3:  # warm-up steps excluded
             start = time.perf_counter()
-        loss = training_loss(model, sched, x0, cfg.diffusion.prediction)
+        loss = config_loss(model, sched, x0, cfg.diffusion)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

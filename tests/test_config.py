@@ -2,13 +2,14 @@ import pytest
 
 from engine import config
 from engine.errors import UserError
+from models.model import REGISTRY
 from tests.conftest import REPO
 
 
 def test_shipped_configs_load():
     for path in sorted((REPO / "configs").glob("*.yaml")):
         cfg = config.load(path)
-        assert cfg.model.name == "unet"
+        assert cfg.model.name in REGISTRY
 
 
 def test_overrides_are_typed():
@@ -36,6 +37,8 @@ def test_round_trip_through_dict():
     ("diffusion.schedule=quadratic", "linear, cosine"),
     ("sample.steps=5000", "<= diffusion.timesteps"),
     ("model.attn_levels=[5]", "model.attn_levels"),
+    ("model.name=resnet", "unet, transformer"),
+    ("model.patch_size=5", "divisor of 28"),
     ("steps", "section.key=value"),
 ])
 def test_bad_overrides_name_the_key(override, fragment):

@@ -117,3 +117,61 @@ def test_training_loss_of_the_exact_denoiser_is_the_irreducible_error():
     ab = s.alpha_bar[1:]
     expected = (ab * sd ** 2 / (ab * sd ** 2 + 1 - ab)).mean().item()
     assert loss == pytest.approx(expected, rel=0.03)
+
+
+def test_sigmoid_schedule_closed_form():
+    T, start, end, tau = 1000, -3.0, 3.0, 1.0
+    s = make_schedule("sigmoid", T)
+    sig = lambda z: 1 / (1 + math.exp(-z))
+    f = lambda u: (sig(end / tau) - sig((u * (end - start) + start) / tau)) / (sig(end / tau) - sig(start / tau))
+    for t in (0, 1, 100, 500, 900):
+        assert s.alpha_bar[t].item() == pytest.approx(f(t / T), rel=1e-10)
+    assert (s.betas > 0).all() and s.betas.max() <= 0.999
+
+
+@pytest.mark.parametrize("name", ["linear", "cosine", "sigmoid"])
+def test_zero_terminal_snr(name):
+    base, zsnr = make_schedule(name, 1000), make_schedule(name, 1000, zero_snr=True)
+    assert zsnr.alpha_bar[-1].item() == 0.0 and zsnr.alpha_bar[0].item() == 1.0
+    assert zsnr.alpha_bar[1].item() == pytest.approx(base.alpha_bar[1].item(), rel=1e-12)
+    assert (zsnr.alpha_bar[1:] <= base.alpha_bar[1:] + 1e-15).all()
+    # sqrt(alpha_bar) is an affine map of the original on t = 1..T
+    a, b = base.alpha_bar[1:].sqrt(), zsnr.alpha_bar[1:].sqrt()
+    slope = (b[0] - b[-1]) / (a[0] - a[-1])
+    torch.testing.assert_close(b, b[-1] + slope * (a - a[-1]), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("prediction", ["eps", "v", "x0"])
+def test_loss_weights_match_their_formulas(prediction):
+    from diffusion.process import loss_weight
+
+    snr = torch.tensor([0.01, 0.5, 1.0, 5.0, 20.0], dtype=torch.float64)
+    per_x0 = {"eps": snr, "v": snr + 1, "x0": torch.ones_like(snr)}[prediction]
+    assert torch.equal(loss_weight("uniform", prediction, snr), torch.ones_like(snr))
+    torch.testing.assert_close(loss_weight("min_snr", prediction, snr, min_snr_gamma=5.0),
+                               torch.minimum(snr, torch.tensor(5.0, dtype=torch.float64)) / per_x0)
+    torch.testing.assert_close(loss_weight("p2", prediction, snr, p2_k=1.0, p2_gamma=0.5),
+                               snr / (1 + snr) ** 0.5 / per_x0)
+    if prediction == "eps":  # the published forms on the eps loss
+        torch.testing.assert_close(loss_weight("min_snr", "eps", snr), torch.clamp(5.0 / snr, max=1.0))
+        torch.testing.assert_close(loss_weight("p2", "eps", snr, p2_k=1.0, p2_gamma=1.0), 1 / (1 + snr))
+
+
+def test_weighted_losses_agree_across_targets():
+    """The same imperfect denoiser scores the same weighted x0 error whatever target it is expressed in."""
+    s = make_schedule("linear", 1000)
+    x0 = torch.randn(256, 1, 4, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    den = _gaussian_denoiser(s, 0.0, 0.7)  # wrong data variance: a real, non-zero error
+
+    def as_target(prediction):
+        def f(x, t):
+            ab = s.alpha_bar[t.long()].view(-1, 1, 1, 1)
+            a, sd = ab.sqrt(), (1 - ab).sqrt()
+            eps = den(x, t)
+            x0_hat = (x - sd * eps) / a
+            return target(prediction, x0_hat, eps, a, sd)
+        return f
+
+    losses = {p: training_loss(as_target(p), s, x0, p, torch.Generator().manual_seed(1), "min_snr").item()
+              for p in ("eps", "v", "x0")}
+    assert losses["eps"] == pytest.approx(losses["v"], rel=1e-6) and losses["eps"] == pytest.approx(losses["x0"], rel=1e-6)
