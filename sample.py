@@ -1,7 +1,8 @@
 """Generate digits from a trained checkpoint.
 
     python sample.py --checkpoint checkpoints/alice/final.pt --student_name alice [--num_samples 5000]
-        [--sampler ddim|ddpm] [--steps S] [--eta E] [--batch_size B] [--seed K] [--no-ema]
+        [--sampler ddim|ddpm|dpmpp_2m|euler|heun] [--steps S] [--spacing trailing|uniform|leading]
+        [--eta E] [--batch_size B] [--seed K] [--no-ema]
 
 Writes outputs/NAME/samples/00000.png..., outputs/NAME/samples.npz (uint8 N x 28 x 28, key
 "images"), outputs/NAME/grid.png (first 100) and outputs/NAME/samples.json (what made them).
@@ -15,7 +16,7 @@ from pathlib import Path
 import torch
 
 from dataio.images import save_grid, save_npz, write_png_folder
-from diffusion.samplers import SAMPLERS
+from diffusion.samplers import SAMPLERS, SPACINGS
 from engine import checkpoint
 from engine.errors import ArgumentParser, UserError, exit_on_user_error
 from engine.fileio import atomic_dir, check_name, ensure_dir, write_json
@@ -40,6 +41,7 @@ def main(argv=None) -> int:
     p.add_argument("--sampler", choices=SAMPLERS, help="default: the config's sample.sampler")
     p.add_argument("--steps", type=int, help="denoising steps (default: sample.steps)")
     p.add_argument("--eta", type=float, help="DDIM noise scale (default: sample.eta)")
+    p.add_argument("--spacing", choices=SPACINGS, help="timestep spacing (default: sample.spacing)")
     p.add_argument("--batch_size", type=int, help="default: sample.batch_size")
     p.add_argument("--seed", type=int, help="default: sample.seed")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA")
@@ -59,7 +61,7 @@ def main(argv=None) -> int:
     cfg = checkpoint.config_of(ckpt, ckpt_path)
     s = cfg.sample
     n = args.num_samples or s.num_samples
-    sampler, steps = args.sampler or s.sampler, args.steps or s.steps
+    sampler, steps, spacing = args.sampler or s.sampler, args.steps or s.steps, args.spacing or s.spacing
     eta = s.eta if args.eta is None else args.eta
     seed = s.seed if args.seed is None else args.seed
     batch_size = args.batch_size or s.batch_size
@@ -75,8 +77,11 @@ def main(argv=None) -> int:
     out_dir = ensure_dir(Path(args.out_root) / name)  # checked before the long part, after the cheap checks
 
     start = time.perf_counter()
-    images = generate(model, cfg, n, seed=seed, sampler=sampler, steps=steps, eta=eta, batch_size=batch_size,
-                      device=device)
+    try:
+        images = generate(model, cfg, n, seed=seed, sampler=sampler, steps=steps, eta=eta, batch_size=batch_size,
+                          device=device, spacing=spacing)
+    except ValueError as e:  # a sampler that cannot run on this schedule
+        raise UserError(str(e)) from None
     seconds = time.perf_counter() - start
 
     with atomic_dir(out_dir / "samples") as tmp:
@@ -86,7 +91,7 @@ def main(argv=None) -> int:
     write_json(out_dir / "samples.json", {
         "student_name": name, "num_samples": int(n), "checkpoint": str(ckpt_path),
         "checkpoint_sha256": sha256_file(ckpt_path), "checkpoint_step": int(ckpt["step"]), "ema": use_ema,
-        "sampler": sampler, "steps": steps, "eta": eta, "seed": seed, "batch_size": batch_size,
+        "sampler": sampler, "steps": steps, "spacing": spacing, "eta": eta, "seed": seed, "batch_size": batch_size,
         "device": str(device), "seconds": round(seconds, 2), "images_per_s": round(n / seconds, 2),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "versions": checkpoint.versions(),

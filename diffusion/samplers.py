@@ -1,26 +1,45 @@
-"""Reverse-process samplers: ancestral DDPM (Ho et al. 2020) and DDIM (Song et al. 2021, arXiv:2010.02502).
+"""Reverse-process samplers, each a pure function of (denoiser, schedule, shape, generator, options).
 
-Each sampler is a pure function of (denoiser, schedule, shape, generator, options): it walks an
-explicit list of (t, t_prev) pairs whose last pair lands on t = 0, and draws every random
-number from the given torch.Generator (on the CPU, so a seed gives the same noise on any device).
+- ddpm: ancestral sampling from the posterior q(x_prev | x_t, x0) (Ho et al. 2020, arXiv:2006.11239)
+- ddim: DDIM with noise scale eta (Song et al. 2021, arXiv:2010.02502)
+- dpmpp_2m: DPM-Solver++(2M), multistep data-prediction solver (Lu et al. 2022, arXiv:2211.01095)
+- euler, heun: first/second-order ODE steps on the Karras sigma schedule (Karras et al. 2022, arXiv:2206.00364)
+
+ddpm, ddim and dpmpp_2m walk an explicit list of (t, t_prev) level pairs whose last pair lands on
+t = 0 (clean data); euler and heun walk sigmas from sigma_max down to 0 and query the network at
+the fractional level whose sigma matches. All random numbers come from the given CPU generator.
 """
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from diffusion.process import to_x0_eps
 from diffusion.schedule import Schedule
 
-SAMPLERS = ("ddim", "ddpm")
+SAMPLERS = ("ddim", "ddpm", "dpmpp_2m", "euler", "heun")
+SPACINGS = ("trailing", "uniform", "leading")
 
 
-def timestep_pairs(T: int, steps: int) -> list[tuple[int, int]]:
-    """`steps` evenly spaced jumps from t = T down to t = 0, e.g. T=1000, steps=4 ->
-    [(1000, 750), (750, 500), (500, 250), (250, 0)]. steps = T visits every level."""
+def timestep_pairs(T: int, steps: int, spacing: str = "trailing") -> list[tuple[int, int]]:
+    """`steps` jumps from high noise to t = 0. In diffusers' terms (its t = ours - 1):
+    trailing: T, T - T/S, ..., T/S (diffusers "trailing"; always starts at pure-as-can-be noise t = T)
+    uniform:  S levels evenly spaced from T down to 1 (diffusers "linspace")
+    leading:  1 + k(S-1), ..., 1 + k, 1 with k = T // S (diffusers "leading"; never visits t = T)."""
     if not 1 <= steps <= T:
         raise ValueError(f"steps must be in 1..{T}, got {steps}")
-    ts = torch.linspace(T, 0, steps + 1, dtype=torch.float64).round().long().tolist()
+    if spacing == "trailing":
+        levels = np.round(T - np.arange(steps) * (T / steps)).astype(int)
+    elif spacing == "uniform":
+        levels = np.linspace(0, T - 1, steps).round()[::-1].astype(int) + 1
+    elif spacing == "leading":
+        levels = np.arange(steps)[::-1] * (T // steps) + 1
+    else:
+        raise ValueError(f"unknown spacing {spacing!r}; choose one of {', '.join(SPACINGS)}")
+    ts = [int(t) for t in levels] + [0]
     return list(zip(ts[:-1], ts[1:]))
 
 
@@ -43,27 +62,107 @@ def ddpm_step(x0: torch.Tensor, x_t: torch.Tensor, ab_t: float, ab_prev: float, 
     return mean + var ** 0.5 * noise if var > 0 else mean
 
 
+def _lam(ab: float) -> float:
+    """log-SNR / 2 = log(alpha / sigma); -inf at ab = 0, +inf at ab = 1."""
+    if ab <= 0:
+        return -math.inf
+    if ab >= 1:
+        return math.inf
+    return 0.5 * math.log(ab / (1 - ab))
+
+
+def dpmpp_2m_step(x: torch.Tensor, x0: torch.Tensor, x0_prev: torch.Tensor | None, ab_t: float, ab_prev: float,
+                  h_last: float | None):
+    """One DPM-Solver++(2M) step (Lu et al. 2022, Algorithm 2) from level t to t_prev; returns
+    (x_prev, h). x0_prev/h_last are the previous step's data prediction and step size (None on the
+    first step: first order). The last step (to t = 0) is first order and returns x0."""
+    if ab_prev >= 1:
+        return x0, None
+    h = _lam(ab_prev) - _lam(ab_t)
+    d = x0 if x0_prev is None else x0 + (x0 - x0_prev) * (h / (2 * h_last))
+    s_ratio = ((1 - ab_prev) / (1 - ab_t)) ** 0.5
+    return s_ratio * x - ab_prev ** 0.5 * math.expm1(-h) * d, h
+
+
+def karras_sigmas(sigma_min: float, sigma_max: float, steps: int, rho: float = 7.0) -> list[float]:
+    """sigma_i = (max^(1/rho) + i/(S-1) (min^(1/rho) - max^(1/rho)))^rho, i = 0..S-1, then 0 (Karras eq. 5)."""
+    ramp = np.linspace(0, 1, steps)
+    lo, hi = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
+    return [float(s) for s in (hi + ramp * (lo - hi)) ** rho] + [0.0]
+
+
+def sigma_to_level(sched: Schedule, sigma: float) -> float:
+    """Fractional level t in [1, T] whose sigma = sqrt((1 - ab) / ab) is `sigma`, interpolating
+    linearly in log sigma between integer levels (as diffusers' _sigma_to_t does)."""
+    ab = sched.alpha_bar[1:].numpy()
+    log_sigmas = 0.5 * np.log((1 - ab) / ab)
+    return float(np.interp(math.log(max(sigma, 1e-10)), log_sigmas, np.arange(1, sched.T + 1)))
+
+
+def euler_step(x_ve: torch.Tensor, eps: torch.Tensor, sigma: float, sigma_next: float) -> torch.Tensor:
+    """x~_next = x~ + (sigma_next - sigma) d with d = (x~ - x0) / sigma = eps, in the variance-exploding
+    variable x~ = x_t / sqrt(alpha_bar) (Karras et al. Algorithm 1 without churn)."""
+    return x_ve + (sigma_next - sigma) * eps
+
+
 @torch.inference_mode()
 def sample(denoiser, sched: Schedule, shape, generator: torch.Generator, *, sampler: str = "ddim", steps: int = 50,
-           eta: float = 0.0, prediction: str = "eps", clip_x0: bool = True, device="cpu", dtype=torch.float32,
-           progress: bool = False) -> torch.Tensor:
+           eta: float = 0.0, prediction: str = "eps", clip_x0: bool = True, spacing: str = "trailing",
+           device="cpu", dtype=torch.float32, progress: bool = False) -> torch.Tensor:
     """Draw samples of `shape` from noise. `denoiser(x_t, t)` returns the network output for
-    prediction target `prediction`; t is a float tensor of levels in 1..T."""
+    prediction target `prediction`; t is a float tensor of levels in [1, T]."""
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
     randn = lambda: torch.randn(shape, generator=generator, dtype=dtype).to(device)
-    ab = sched.alpha_bar.tolist()
-    x = randn()
-    for t, t_prev in tqdm(timestep_pairs(sched.T, steps), desc="denoise", leave=False, disable=not progress):
-        a, s = ab[t] ** 0.5, (1 - ab[t]) ** 0.5
+
+    def predict(x, t: float, a: float, s: float):
         out = denoiser(x, torch.full((shape[0],), float(t), device=device)).to(dtype)
         x0, eps = to_x0_eps(prediction, out, x, a, s)
         if clip_x0:
             x0 = x0.clamp(-1, 1)
             eps = (x - a * x0) / s
+        return x0, eps
+
+    if sampler in ("euler", "heun"):
+        return _sample_karras(predict, sched, randn, sampler, steps, progress)
+
+    ab = sched.alpha_bar.tolist()
+    x = randn()
+    x0_prev = h_last = None
+    for t, t_prev in tqdm(timestep_pairs(sched.T, steps, spacing), desc=sampler, leave=False, disable=not progress):
+        x0, eps = predict(x, t, ab[t] ** 0.5, (1 - ab[t]) ** 0.5)
+        if sampler == "dpmpp_2m":
+            x, h_last = dpmpp_2m_step(x, x0, x0_prev, ab[t], ab[t_prev], h_last)
+            x0_prev = x0
+            continue
         noise = randn() if t_prev > 0 and (sampler == "ddpm" or eta > 0) else None
         if sampler == "ddim":
             x = ddim_step(x0, eps, ab[t], ab[t_prev], eta, noise)
         else:
             x = ddpm_step(x0, x, ab[t], ab[t_prev], noise)
+    return x
+
+
+def _sample_karras(predict, sched: Schedule, randn, sampler: str, steps: int, progress: bool) -> torch.Tensor:
+    ab = sched.alpha_bar
+    if ab[-1] <= 0:
+        raise ValueError(f"{sampler} needs a finite sigma_max; with zero_terminal_snr use ddim, ddpm or dpmpp_2m")
+    sig = ((1 - ab[1:]) / ab[1:]).sqrt()
+    sigmas = karras_sigmas(sig[0].item(), sig[-1].item(), steps)
+
+    def eps_at(x_ve, sigma):
+        a = 1 / math.sqrt(1 + sigma ** 2)
+        return predict(x_ve * a, sigma_to_level(sched, sigma), a, sigma * a)
+
+    x = randn() * math.sqrt(1 + sigmas[0] ** 2)
+    for sigma, sigma_next in tqdm(list(zip(sigmas[:-1], sigmas[1:])), desc=sampler, leave=False, disable=not progress):
+        x0, eps = eps_at(x, sigma)
+        if sigma_next == 0:
+            x = x0  # the Euler step to sigma = 0 lands exactly on the data estimate
+        elif sampler == "euler":
+            x = euler_step(x, eps, sigma, sigma_next)
+        else:
+            x_euler = euler_step(x, eps, sigma, sigma_next)
+            _, eps_next = eps_at(x_euler, sigma_next)
+            x = euler_step(x, (eps + eps_next) / 2, sigma, sigma_next)
     return x

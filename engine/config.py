@@ -76,7 +76,8 @@ class DataConfig:
 
 @dataclass
 class SampleConfig:
-    sampler: str = "ddim"  # ddim | ddpm
+    sampler: str = "ddim"  # ddim | ddpm | dpmpp_2m | euler | heun
+    spacing: str = "trailing"  # trailing | uniform | leading (see diffusion/samplers.py:timestep_pairs)
     steps: int = 50
     eta: float = 0.0  # DDIM noise: 0 deterministic, 1 = DDPM posterior variance
     clip_x0: bool = True  # clamp the predicted clean image to [-1, 1] at every step
@@ -105,7 +106,8 @@ CHOICES = {
     "diffusion.loss_weighting": ("uniform", "min_snr", "p2"),
     "train.lr_schedule": ("cosine", "constant"),
     "train.device": ("auto", "cpu", "cuda", "mps"),
-    "sample.sampler": ("ddim", "ddpm"),
+    "sample.sampler": ("ddim", "ddpm", "dpmpp_2m", "euler", "heun"),
+    "sample.spacing": ("trailing", "uniform", "leading"),
 }
 
 

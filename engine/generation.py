@@ -29,7 +29,7 @@ def pick_device(name: str = "auto") -> torch.device:
 
 
 def generate(model: torch.nn.Module, cfg, n: int, *, seed: int, sampler: str, steps: int, eta: float,
-             batch_size: int, device: torch.device, progress: bool = True) -> np.ndarray:
+             batch_size: int, device: torch.device, spacing: str | None = None, progress: bool = True) -> np.ndarray:
     """n digits as uint8 (n, 28, 28). Batches draw their noise from one CPU generator seeded
     with `seed`, so the result is a function of (weights, seed, sampler, steps, eta, batch_size)."""
     sched = from_config(cfg.diffusion)
@@ -40,8 +40,8 @@ def generate(model: torch.nn.Module, cfg, n: int, *, seed: int, sampler: str, st
         for start in range(0, n, batch_size):
             b = min(batch_size, n - start)
             x = samplers.sample(model, sched, (b, *IMAGE_SHAPE), gen, sampler=sampler, steps=steps, eta=eta,
-                                prediction=cfg.diffusion.prediction, clip_x0=cfg.sample.clip_x0, device=device,
-                                progress=progress)
+                                prediction=cfg.diffusion.prediction, clip_x0=cfg.sample.clip_x0,
+                                spacing=spacing or cfg.sample.spacing, device=device, progress=progress)
             out.append(to_uint8(x).numpy())
             bar.update(b)
     return np.concatenate(out)

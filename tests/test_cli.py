@@ -103,7 +103,7 @@ def test_sample_bad_inputs(ckpt, tmp_path):
 
     assert_user_error(run("sample.py", "--checkpoint", ckpt, "--num_samples", "0", cwd=tmp_path), "--num_samples")
     assert_user_error(run("sample.py", "--checkpoint", ckpt, "--steps", "5000", cwd=tmp_path), "training timesteps")
-    assert_user_error(run("sample.py", "--checkpoint", ckpt, "--sampler", "euler", cwd=tmp_path), "invalid choice")
+    assert_user_error(run("sample.py", "--checkpoint", ckpt, "--sampler", "lms", cwd=tmp_path), "invalid choice")
 
     blocker = tmp_path / "file"
     blocker.write_text("a file where a folder should be")

@@ -70,13 +70,21 @@ def test_ddim_eta_one_uses_the_ddpm_posterior_variance():
         assert sigma ** 2 == pytest.approx(posterior_var, rel=1e-5, abs=1e-12)
 
 
-def _gaussian_denoiser(sched, mu, sd):
-    """Exact eps-prediction E[eps | x_t] for data x0 ~ N(mu, sd^2)."""
+def _alpha_bar_at(sched, t):
+    """alpha_bar at fractional levels, interpolating log sigma linearly between integer levels."""
+    ab = sched.alpha_bar[1:]
+    log_sig = torch.from_numpy(np.interp(t.double().numpy(), np.arange(1, sched.T + 1),
+                                         (0.5 * ((1 - ab) / ab).log()).numpy()))
+    return 1 / (1 + (2 * log_sig).exp())
+
+
+def _gaussian_denoiser(sched, mu, sd, prediction="eps"):
+    """The exact network for data x0 ~ N(mu, sd^2): E[x0 | x_t] expressed as `prediction`."""
     def denoiser(x, t):
-        ab = sched.alpha_bar[t.long()].view(-1, *[1] * (x.dim() - 1)).to(x.dtype)
+        ab = _alpha_bar_at(sched, t.cpu()).view(-1, *[1] * (x.dim() - 1)).to(x.dtype)
         a, s = ab.sqrt(), (1 - ab).sqrt()
         x0 = mu + a * sd ** 2 * (x - a * mu) / (ab * sd ** 2 + s ** 2)
-        return (x - a * x0) / s
+        return target(prediction, x0, (x - a * x0) / s, a, s)
     return denoiser
 
 
@@ -97,14 +105,28 @@ def test_ddim_eta_zero_is_deterministic_for_a_seed():
     assert not torch.equal(draw(5), draw(6))
 
 
-@pytest.mark.parametrize("sampler, steps, eta", [("ddpm", 1000, 0.0), ("ddim", 200, 0.0), ("ddim", 200, 1.0)])
-def test_samplers_recover_a_gaussian_with_the_exact_denoiser(sampler, steps, eta):
+@pytest.mark.parametrize("prediction", ["eps", "x0", "v"])
+@pytest.mark.parametrize("sampler, steps, eta", [("ddpm", 1000, 0.0), ("ddim", 200, 0.0), ("ddim", 200, 1.0),
+                                                 ("dpmpp_2m", 20, 0.0), ("euler", 100, 0.0), ("heun", 50, 0.0)])
+def test_samplers_recover_a_gaussian_with_the_exact_denoiser(sampler, steps, eta, prediction):
     mu, sd = 0.3, 0.5
     s = make_schedule("linear", 1000)
-    x = samplers.sample(_gaussian_denoiser(s, mu, sd), s, (20_000, 1), torch.Generator().manual_seed(0),
-                        sampler=sampler, steps=steps, eta=eta, clip_x0=False, dtype=torch.float64)
+    x = samplers.sample(_gaussian_denoiser(s, mu, sd, prediction), s, (20_000, 1), torch.Generator().manual_seed(0),
+                        sampler=sampler, steps=steps, eta=eta, prediction=prediction, clip_x0=False,
+                        dtype=torch.float64)
     assert x.mean().item() == pytest.approx(mu, abs=0.02)
     assert x.std().item() == pytest.approx(sd, rel=0.04)
+
+
+def test_dpmpp_2m_with_zero_terminal_snr_and_v():
+    mu, sd = -0.2, 0.6
+    s = make_schedule("cosine", 1000, zero_snr=True)
+    x = samplers.sample(_gaussian_denoiser(s, mu, sd, "v"), s, (20_000, 1), torch.Generator().manual_seed(1),
+                        sampler="dpmpp_2m", steps=25, prediction="v", clip_x0=False, dtype=torch.float64)
+    assert x.mean().item() == pytest.approx(mu, abs=0.02) and x.std().item() == pytest.approx(sd, rel=0.04)
+    with pytest.raises(ValueError, match="zero_terminal_snr"):
+        samplers.sample(_gaussian_denoiser(s, mu, sd, "v"), s, (2, 1), torch.Generator(), sampler="euler", steps=5,
+                        prediction="v")
 
 
 def test_training_loss_of_the_exact_denoiser_is_the_irreducible_error():
