@@ -2,7 +2,7 @@
 
     python sample.py --checkpoint checkpoints/alice/final.pt --student_name alice [--num_samples 5000]
         [--sampler ddim|ddpm|dpmpp_2m|euler|heun] [--steps S] [--spacing trailing|uniform|leading]
-        [--eta E] [--batch_size B] [--seed K] [--no-ema]
+        [--eta E] [--batch_size B] [--seed K] [--no-ema] [--guidance W] [--digit D]
 
 Writes outputs/NAME/samples/00000.png..., outputs/NAME/samples.npz (uint8 N x 28 x 28, key
 "images"), outputs/NAME/grid.png (first 100) and outputs/NAME/samples.json (what made them).
@@ -44,6 +44,8 @@ def main(argv=None) -> int:
     p.add_argument("--spacing", choices=SPACINGS, help="timestep spacing (default: sample.spacing)")
     p.add_argument("--batch_size", type=int, help="default: sample.batch_size")
     p.add_argument("--seed", type=int, help="default: sample.seed")
+    p.add_argument("--guidance", type=float, help="classifier-free guidance weight (class-conditional models)")
+    p.add_argument("--digit", type=int, help="generate only this digit 0-9 (class-conditional models)")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     p.add_argument("--out_root", default="outputs", help="outputs go to OUT_ROOT/NAME/")
@@ -65,6 +67,15 @@ def main(argv=None) -> int:
     eta = s.eta if args.eta is None else args.eta
     seed = s.seed if args.seed is None else args.seed
     batch_size = args.batch_size or s.batch_size
+    guidance = s.guidance if args.guidance is None else args.guidance
+    digit = s.digit if args.digit is None else args.digit
+    if args.digit is not None and not 0 <= args.digit <= 9:
+        raise UserError(f"--digit must be one of 0-9, got {args.digit}")
+    if guidance < 0:
+        raise UserError(f"--guidance must be >= 0, got {guidance}")
+    if (args.guidance or args.digit is not None) and not cfg.model.num_classes:
+        raise UserError(f"{ckpt_path} is an unconditional model: --guidance and --digit need one trained with "
+                        "model.num_classes=10")
     if steps > cfg.diffusion.timesteps:
         raise UserError(f"--steps {steps} exceeds the {cfg.diffusion.timesteps} training timesteps; use at most that")
 
@@ -79,7 +90,7 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     try:
         images = generate(model, cfg, n, seed=seed, sampler=sampler, steps=steps, eta=eta, batch_size=batch_size,
-                          device=device, spacing=spacing)
+                          device=device, spacing=spacing, guidance=guidance, digit=digit)
     except ValueError as e:  # a sampler that cannot run on this schedule
         raise UserError(str(e)) from None
     seconds = time.perf_counter() - start
@@ -91,7 +102,7 @@ def main(argv=None) -> int:
     write_json(out_dir / "samples.json", {
         "student_name": name, "num_samples": int(n), "checkpoint": str(ckpt_path),
         "checkpoint_sha256": sha256_file(ckpt_path), "checkpoint_step": int(ckpt["step"]), "ema": use_ema,
-        "sampler": sampler, "steps": steps, "spacing": spacing, "eta": eta, "seed": seed, "batch_size": batch_size,
+        "sampler": sampler, "steps": steps, "spacing": spacing, "eta": eta, "guidance": guidance, "digit": digit, "seed": seed, "batch_size": batch_size,
         "device": str(device), "seconds": round(seconds, 2), "images_per_s": round(n / seconds, 2),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "versions": checkpoint.versions(),

@@ -70,12 +70,26 @@ def loss_weight(weighting: str, prediction: str, snr: torch.Tensor, min_snr_gamm
 
 
 def training_loss(denoiser, sched: Schedule, x0: torch.Tensor, prediction: str = "eps",
-                  generator: torch.Generator | None = None, weighting: str = "uniform", **weight_args) -> torch.Tensor:
-    """Weighted MSE: t ~ U{1..T}, eps ~ N(0, I), w(t) || f(x_t, t) - target ||^2 averaged."""
+                  generator: torch.Generator | None = None, weighting: str = "uniform", *, self_cond: bool = False,
+                  labels: torch.Tensor | None = None, **weight_args) -> torch.Tensor:
+    """Weighted MSE: t ~ U{1..T}, eps ~ N(0, I), w(t) || f(x_t, t) - target ||^2 averaged.
+
+    self_cond (Chen et al. 2022, arXiv:2208.04202): the network also sees a clean-image estimate as
+    extra channels: zeros, or for half of the batches its own estimate from a first pass without
+    gradient. labels are passed on as `y` (class conditioning)."""
     t = torch.randint(1, sched.T + 1, (x0.shape[0],), generator=generator).to(x0.device)
     noise = torch.randn(x0.shape, generator=generator).to(x0.device, x0.dtype)
     a, s = _coef(sched, t, x0)
-    out = denoiser(a * x0 + s * noise, t.float())
+    x_t = a * x0 + s * noise
+    kw = {} if labels is None else {"y": labels}
+    if self_cond:
+        estimate = torch.zeros_like(x_t)
+        if torch.rand((), generator=generator) < 0.5:
+            with torch.no_grad():
+                first = denoiser(torch.cat([x_t, estimate], 1), t.float(), **kw)
+                estimate = to_x0_eps(prediction, first.to(x_t.dtype), x_t, a, s)[0].clamp(-1, 1)
+        x_t = torch.cat([x_t, estimate], 1)
+    out = denoiser(x_t, t.float(), **kw)
     per_sample = (out.float() - target(prediction, x0, noise, a, s).float()).pow(2).flatten(1).mean(1)
     if weighting != "uniform":
         ab = sched.alpha_bar.to(x0.device)[t]
@@ -83,7 +97,8 @@ def training_loss(denoiser, sched: Schedule, x0: torch.Tensor, prediction: str =
     return per_sample.mean()
 
 
-def config_loss(denoiser, sched: Schedule, x0: torch.Tensor, d, generator: torch.Generator | None = None):
-    """training_loss with the target and weighting named by a DiffusionConfig `d`."""
-    return training_loss(denoiser, sched, x0, d.prediction, generator, d.loss_weighting,
-                         min_snr_gamma=d.min_snr_gamma, p2_k=d.p2_k, p2_gamma=d.p2_gamma)
+def config_loss(denoiser, sched: Schedule, x0: torch.Tensor, d, generator: torch.Generator | None = None,
+                labels: torch.Tensor | None = None):
+    """training_loss with the target, weighting and self-conditioning of a DiffusionConfig `d`."""
+    return training_loss(denoiser, sched, x0, d.prediction, generator, d.loss_weighting, self_cond=d.self_cond,
+                         labels=labels, min_snr_gamma=d.min_snr_gamma, p2_k=d.p2_k, p2_gamma=d.p2_gamma)

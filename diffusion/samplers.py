@@ -108,19 +108,26 @@ def euler_step(x_ve: torch.Tensor, eps: torch.Tensor, sigma: float, sigma_next: 
 @torch.inference_mode()
 def sample(denoiser, sched: Schedule, shape, generator: torch.Generator, *, sampler: str = "ddim", steps: int = 50,
            eta: float = 0.0, prediction: str = "eps", clip_x0: bool = True, spacing: str = "trailing",
-           device="cpu", dtype=torch.float32, progress: bool = False) -> torch.Tensor:
+           self_cond: bool = False, device="cpu", dtype=torch.float32, progress: bool = False) -> torch.Tensor:
     """Draw samples of `shape` from noise. `denoiser(x_t, t)` returns the network output for
-    prediction target `prediction`; t is a float tensor of levels in [1, T]."""
+    prediction target `prediction`; t is a float tensor of levels in [1, T]. With self_cond the
+    denoiser gets [x_t, previous x0 estimate] stacked on dim 1 (zeros at the first call)."""
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
     randn = lambda: torch.randn(shape, generator=generator, dtype=dtype).to(device)
 
+    estimate = torch.zeros(shape, dtype=dtype, device=device) if self_cond else None
+
     def predict(x, t: float, a: float, s: float):
-        out = denoiser(x, torch.full((shape[0],), float(t), device=device)).to(dtype)
+        nonlocal estimate
+        x_in = torch.cat([x, estimate], 1) if self_cond else x
+        out = denoiser(x_in, torch.full((shape[0],), float(t), device=device)).to(dtype)
         x0, eps = to_x0_eps(prediction, out, x, a, s)
         if clip_x0:
             x0 = x0.clamp(-1, 1)
             eps = (x - a * x0) / s
+        if self_cond:
+            estimate = x0.clamp(-1, 1)
         return x0, eps
 
     if sampler in ("euler", "heun"):

@@ -30,6 +30,7 @@ class ModelConfig:
     width: int = 192  # transformer: token width
     depth: int = 6  # transformer: blocks
     pos_embed: str = "sincos"  # transformer: sincos (fixed) | learned
+    num_classes: int = 0  # > 0: class-conditional (10 for MNIST digits), for classifier-free guidance
 
 
 @dataclass
@@ -44,6 +45,7 @@ class DiffusionConfig:
     min_snr_gamma: float = 5.0
     p2_k: float = 1.0
     p2_gamma: float = 1.0
+    self_cond: bool = False  # self-conditioning (Chen et al. 2022): feed the previous x0 estimate back in
 
 
 @dataclass
@@ -62,6 +64,7 @@ class TrainConfig:
     seed: int = 0  # one seed for weights, data order, noise and dropout
     device: str = "auto"  # auto (cuda > mps > cpu) | cpu | cuda | mps
     bf16: bool = False  # bf16 autocast, CUDA only
+    label_dropout: float = 0.1  # class-conditional models: share of labels replaced by "no label"
     log_every: int = 50
     ckpt_every: int = 1000
     sample_every: int = 2000  # EMA sample grid; 0 disables
@@ -85,6 +88,8 @@ class SampleConfig:
     num_samples: int = 5000
     seed: int = 0
     grid_size: int = 64  # images in the training-time grids
+    guidance: float = 0.0  # classifier-free guidance weight w: out = cond + w (cond - uncond); 0 = conditional
+    digit: int = -1  # class-conditional models: -1 = balanced classes, 0-9 = that digit only
 
 
 @dataclass
@@ -229,6 +234,14 @@ def validate(cfg: Config, where: str) -> None:
     _require(t.lr > 0, "train.lr", "> 0", t.lr, where)
     _require(0 <= t.ema_decay < 1, "train.ema_decay", "in [0, 1)", t.ema_decay, where)
     _require(0 <= m.dropout < 1, "model.dropout", "in [0, 1)", m.dropout, where)
+    _require(0 <= t.label_dropout < 1, "train.label_dropout", "in [0, 1)", t.label_dropout, where)
+    _require(m.num_classes >= 0, "model.num_classes", ">= 0", m.num_classes, where)
+    _require(-1 <= s.digit < max(m.num_classes, 10), "sample.digit", "-1 (balanced) or a digit 0-9", s.digit, where)
+    _require(s.guidance >= 0, "sample.guidance", ">= 0", s.guidance, where)
+    _require(s.guidance == 0 or m.num_classes > 0, "sample.guidance",
+             "0 for an unconditional model (guidance needs model.num_classes: 10)", s.guidance, where)
+    _require(s.digit == -1 or m.num_classes > 0, "sample.digit",
+             "-1 for an unconditional model (choosing a digit needs model.num_classes: 10)", s.digit, where)
     _require(len(m.channel_mult) >= 1 and all(c >= 1 for c in m.channel_mult), "model.channel_mult",
              "a non-empty list of positive ints", m.channel_mult, where)
     _require(all(0 <= a < len(m.channel_mult) for a in m.attn_levels), "model.attn_levels",

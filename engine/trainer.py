@@ -111,9 +111,10 @@ def train(cfg: Config, name: str, *, restart: bool = False, paths: RunPaths | No
     ensure_dir(paths.out_dir)
     seed_everything(t.seed)
 
-    images, _ = load_mnist(cfg.data.root, train=True, download=cfg.data.download)
+    images, labels = load_mnist(cfg.data.root, train=True, download=cfg.data.download)
     if cfg.data.subset:
-        images = images[:cfg.data.subset]
+        images, labels = images[:cfg.data.subset], labels[:cfg.data.subset]
+    num_classes = cfg.model.num_classes
     model = build_model(cfg).to(device, memory_format=torch.channels_last)
     ema = EMA(model, t.ema_decay, t.ema_warmup)
     opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
@@ -162,8 +163,11 @@ def train(cfg: Config, name: str, *, restart: bool = False, paths: RunPaths | No
             for k in range(t.grad_accum):
                 idx = batch_indices(len(images), micro, t.seed, step * t.grad_accum + k)
                 x0 = to_model_range(images[idx]).to(device, memory_format=torch.channels_last)
+                y = None
+                if num_classes:  # label dropout: the "no label" token trains the unconditional model for CFG
+                    y = labels[idx].masked_fill(torch.rand(len(idx)) < t.label_dropout, num_classes).to(device)
                 with autocast:
-                    loss = config_loss(model, diff_sched, x0, cfg.diffusion) / t.grad_accum
+                    loss = config_loss(model, diff_sched, x0, cfg.diffusion, labels=y) / t.grad_accum
                 loss.backward()
                 losses.append(loss.item())
             norms.append(torch.nn.utils.clip_grad_norm_(model.parameters(), clip).item())

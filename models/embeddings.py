@@ -5,6 +5,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -30,3 +31,21 @@ def sincos_2d(width: int, grid: int) -> torch.Tensor:
         out = pos[:, None] * omega[None]
         parts += [out.sin(), out.cos()]
     return torch.cat(parts, dim=1).float()
+
+
+class LabelEmbedding(nn.Module):
+    """Adds a learned class embedding to the conditioning vector. Index `num_classes` is the
+    "no label" token used for classifier-free guidance (Ho & Salimans 2022, arXiv:2207.12598);
+    y = None means no label for the whole batch. With num_classes = 0 it is the identity."""
+
+    def __init__(self, num_classes: int, dim: int):
+        super().__init__()
+        self.num_classes = num_classes
+        self.embed = nn.Embedding(num_classes + 1, dim) if num_classes else None
+
+    def forward(self, cond: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        if self.embed is None:
+            return cond
+        if y is None:
+            y = torch.full((cond.shape[0],), self.num_classes, device=cond.device, dtype=torch.long)
+        return cond + self.embed(y)

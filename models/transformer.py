@@ -1,7 +1,7 @@
 """A DiT-style denoiser (Peebles & Xie 2023, arXiv:2212.09748).
 
 Patchify (a p x p conv with stride p), add a sin-cos or learned position embedding, run transformer
-blocks conditioned on the timestep through adaLN-Zero (per-block shift/scale/gate regressed from the
+blocks conditioned on the timestep (plus an optional class label) through adaLN-Zero (per-block shift/scale/gate regressed from the
 conditioning, gates initialised to zero so every block starts as the identity), then a modulated
 linear head and unpatchify back to (B, C, 28, 28).
 """
@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.embeddings import sincos_2d, timestep_embedding
+from models.embeddings import LabelEmbedding, sincos_2d, timestep_embedding
 
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -44,20 +44,22 @@ class DiTBlock(nn.Module):
 
 class DiT(nn.Module):
     def __init__(self, image_channels: int = 1, image_size: int = 28, patch_size: int = 4, width: int = 192,
-                 depth: int = 6, num_heads: int = 4, dropout: float = 0.0, pos_embed: str = "sincos"):
+                 depth: int = 6, num_heads: int = 4, dropout: float = 0.0, pos_embed: str = "sincos",
+                 in_channels: int | None = None, num_classes: int = 0):
         super().__init__()
         if image_size % patch_size:
             raise ValueError(f"model.patch_size={patch_size} must divide the image size {image_size}")
         if width % num_heads:
             raise ValueError(f"model.width={width} must be divisible by model.num_heads={num_heads}")
         self.c, self.p, self.grid, self.width = image_channels, patch_size, image_size // patch_size, width
-        self.patchify = nn.Conv2d(image_channels, width, patch_size, stride=patch_size)
+        self.patchify = nn.Conv2d(in_channels or image_channels, width, patch_size, stride=patch_size)
         pos = sincos_2d(width, self.grid)[None]
         if pos_embed == "learned":
             self.pos = nn.Parameter(pos.clone())
         else:
             self.register_buffer("pos", pos, persistent=False)
         self.time_mlp = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
+        self.label = LabelEmbedding(num_classes, width)
         self.blocks = nn.ModuleList(DiTBlock(width, num_heads, dropout) for _ in range(depth))
         self.norm_out = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
         self.ada_out = nn.Sequential(nn.SiLU(), nn.Linear(width, 2 * width))
@@ -66,9 +68,9 @@ class DiT(nn.Module):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         h = self.patchify(x).flatten(2).transpose(1, 2) + self.pos  # (B, N, W)
-        c = self.time_mlp(timestep_embedding(t, self.width))
+        c = self.label(self.time_mlp(timestep_embedding(t, self.width)), y)
         for block in self.blocks:
             h = block(h, c)
         shift, scale = self.ada_out(c).chunk(2, dim=1)

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.embeddings import timestep_embedding
+from models.embeddings import LabelEmbedding, timestep_embedding
 
 
 def norm(ch: int) -> nn.GroupNorm:
@@ -66,12 +66,14 @@ class Level(nn.Module):
 
 class UNet(nn.Module):
     def __init__(self, image_channels: int = 1, channels: int = 64, channel_mult=(1, 2, 2), num_res_blocks: int = 2,
-                 attn_levels=(2,), num_heads: int = 4, dropout: float = 0.1):
+                 attn_levels=(2,), num_heads: int = 4, dropout: float = 0.1, in_channels: int | None = None,
+                 num_classes: int = 0):
         super().__init__()
         temb = 4 * channels
         self.channels = channels
         self.time_mlp = nn.Sequential(nn.Linear(channels, temb), nn.SiLU(), nn.Linear(temb, temb))
-        self.conv_in = nn.Conv2d(image_channels, channels, 3, padding=1)
+        self.label = LabelEmbedding(num_classes, temb)
+        self.conv_in = nn.Conv2d(in_channels or image_channels, channels, 3, padding=1)
         widths = [channels * m for m in channel_mult]
 
         self.down, self.downsample = nn.ModuleList(), nn.ModuleList()
@@ -101,8 +103,8 @@ class UNet(nn.Module):
             self.upsample.append(nn.Identity() if i == 0 else nn.Conv2d(w, w, 3, padding=1))
         self.out = nn.Sequential(norm(cin), nn.SiLU(), zero(nn.Conv2d(cin, image_channels, 3, padding=1)))
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        emb = self.time_mlp(timestep_embedding(t, self.channels))
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        emb = self.label(self.time_mlp(timestep_embedding(t, self.channels)), y)
         h = self.conv_in(x)
         hs = [h]
         for level, down in zip(self.down, self.downsample):

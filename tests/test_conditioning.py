@@ -1,0 +1,75 @@
+"""Self-conditioning and class conditioning with classifier-free guidance."""
+import torch
+
+from diffusion import samplers
+from diffusion.process import training_loss
+from diffusion.schedule import make_schedule
+from engine import config
+from engine.generation import class_labels, guided
+from engine.trainer import RunPaths, train
+from models.model import build_model
+from tests.conftest import REPO, TINY, assert_user_error, run
+
+
+def _cfg(*extra):
+    return config.load(REPO / "configs" / "tiny.yaml", TINY + list(extra))
+
+
+def test_cfg_weight_zero_is_the_conditional_model():
+    torch.manual_seed(0)
+    net = build_model(_cfg("model.num_classes=10")).eval()
+    for p in net.parameters():  # leave the zero-initialised start, so labels change the output
+        p.data.normal_(0, 0.2)
+    x, t, y = torch.randn(4, 1, 28, 28), torch.full((4,), 50.0), torch.tensor([3, 1, 4, 1])
+    with torch.no_grad():
+        assert torch.equal(guided(net, y, 0.0)(x, t), net(x, t, y))
+        cond, uncond = net(x, t, y), net(x, t, torch.full_like(y, 10))
+        assert not torch.allclose(cond, uncond)
+        torch.testing.assert_close(guided(net, y, 2.0)(x, t), cond + 2.0 * (cond - uncond), rtol=1e-5, atol=1e-5)
+
+
+def test_class_labels():
+    assert class_labels(12, -1).tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
+    assert class_labels(3, 7).tolist() == [7, 7, 7]
+
+
+def test_self_conditioning_feeds_the_estimate_and_trains():
+    cfg = _cfg("diffusion.self_cond=true", "model.dropout=0.0")
+    net = build_model(cfg)
+    seen = []
+    denoiser = lambda x, t: (seen.append(x.shape), net(x, t))[1]
+    sched = make_schedule("linear", 100)
+    x0 = torch.rand(8, 1, 28, 28) * 2 - 1
+    for seed in range(4):  # both halves of the 50% rule occur
+        training_loss(denoiser, sched, x0, generator=torch.Generator().manual_seed(seed), self_cond=True)
+    assert set(seen) == {(8, 2, 28, 28)} and len(seen) > 4, "some batches ran the extra estimation pass"
+    seen.clear()
+    samplers.sample(denoiser, sched, (2, 1, 28, 28), torch.Generator(), steps=3, self_cond=True)
+    assert seen == [(2, 2, 28, 28)] * 3
+
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    losses = []
+    for i in range(60):
+        loss = training_loss(net, sched, x0, generator=torch.Generator().manual_seed(i % 2), self_cond=True)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] / 3, (losses[0], losses[-1])
+
+
+def test_conditional_run_trains_and_samples_a_chosen_digit(tmp_path, tiny_config):
+    cfg = config.load(tiny_config, TINY + ["model.num_classes=10", "diffusion.self_cond=true", "train.steps=3"])
+    assert train(cfg, "cond", paths=RunPaths.for_name("cond", tmp_path), progress=False) == "done"
+    ckpt = tmp_path / "checkpoints" / "cond" / "final.pt"
+    proc = run("sample.py", "--checkpoint", ckpt, "--num_samples", "3", "--steps", "2", "--guidance", "1.5",
+               "--digit", "7", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert '"digit": 7' in (tmp_path / "outputs" / "cond" / "samples.json").read_text()
+    assert_user_error(run("sample.py", "--checkpoint", ckpt, "--digit", "12", cwd=tmp_path), "0-9")
+
+
+def test_guidance_on_an_unconditional_model_is_refused(trained, tmp_path):
+    ckpt = trained / "checkpoints" / "tiny_test" / "final.pt"
+    assert_user_error(run("sample.py", "--checkpoint", ckpt, "--guidance", "2", cwd=tmp_path), "unconditional")
+    assert_user_error(run("sample.py", "--checkpoint", ckpt, "--digit", "3", cwd=tmp_path), "unconditional")
