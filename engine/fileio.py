@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -19,6 +20,14 @@ def check_name(name: str) -> str:
     if not NAME_RE.match(name or ""):
         raise UserError(f"name {name!r} is not allowed; use 1-64 letters, digits, '_' or '-'")
     return name
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def ensure_dir(path: str | Path) -> Path:

@@ -6,7 +6,6 @@ Heusel et al. 2017; logits give the class histogram and confidence checks.
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from engine.errors import UserError
+from engine.fileio import sha256_file
 
 WEIGHTS = Path(__file__).with_name("weights") / "lenet_mnist.pt"
 MEAN, STD = 0.1307, 0.3081  # MNIST training-set pixel statistics
@@ -47,7 +47,7 @@ def preprocess(images_u8: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 
 def sha256(path: Path = WEIGHTS) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return sha256_file(path)
 
 
 def load_lenet(path: Path = WEIGHTS) -> LeNet:

@@ -73,3 +73,11 @@ def test_guidance_on_an_unconditional_model_is_refused(trained, tmp_path):
     ckpt = trained / "checkpoints" / "tiny_test" / "final.pt"
     assert_user_error(run("sample.py", "--checkpoint", ckpt, "--guidance", "2", cwd=tmp_path), "unconditional")
     assert_user_error(run("sample.py", "--checkpoint", ckpt, "--digit", "3", cwd=tmp_path), "unconditional")
+
+
+def test_karras_samplers_refuse_zero_terminal_snr_checkpoints(tmp_path, tiny_config):
+    cfg = config.load(tiny_config, TINY + ["diffusion.zero_terminal_snr=true", "diffusion.prediction=v",
+                                           "train.steps=1"])
+    assert train(cfg, "zsnr", paths=RunPaths.for_name("zsnr", tmp_path), progress=False) == "done"
+    ckpt = tmp_path / "checkpoints" / "zsnr" / "final.pt"
+    assert_user_error(run("sample.py", "--checkpoint", ckpt, "--sampler", "heun", cwd=tmp_path), "dpmpp_2m")
