@@ -19,6 +19,9 @@ def q_sample(sched: Schedule, x0: torch.Tensor, t: torch.Tensor, noise: torch.Te
     return a * x0 + s * noise
 
 
+TARGETS = ("eps", "x0", "v")
+
+
 def target(prediction: str, x0: torch.Tensor, noise: torch.Tensor, a: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
     """What the network is trained to output: eps, x0, or v = a eps - s x0 (Salimans & Ho 2022)."""
     if prediction == "eps":

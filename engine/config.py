@@ -13,6 +13,9 @@ from pathlib import Path
 
 import yaml
 
+from diffusion.process import TARGETS, WEIGHTINGS
+from diffusion.samplers import SAMPLERS, SPACINGS
+from diffusion.schedule import SCHEDULES
 from engine.errors import UserError
 from models.model import REGISTRY
 
@@ -106,13 +109,13 @@ class Config:
 
 CHOICES = {
     "model.pos_embed": ("sincos", "learned"),
-    "diffusion.schedule": ("linear", "cosine", "sigmoid"),
-    "diffusion.prediction": ("eps", "x0", "v"),
-    "diffusion.loss_weighting": ("uniform", "min_snr", "p2"),
+    "diffusion.schedule": SCHEDULES,
+    "diffusion.prediction": TARGETS,
+    "diffusion.loss_weighting": WEIGHTINGS,
     "train.lr_schedule": ("cosine", "constant"),
     "train.device": ("auto", "cpu", "cuda", "mps"),
-    "sample.sampler": ("ddim", "ddpm", "dpmpp_2m", "euler", "heun"),
-    "sample.spacing": ("trailing", "uniform", "leading"),
+    "sample.sampler": SAMPLERS,
+    "sample.spacing": SPACINGS,
 }
 
 
