@@ -33,12 +33,13 @@ def class_labels(n: int, digit: int) -> torch.Tensor:
     return torch.arange(n) % 10 if digit < 0 else torch.full((n,), digit)
 
 
-def guided(model: torch.nn.Module, y: torch.Tensor, w: float):
+def guided(model: torch.nn.Module, y: torch.Tensor, w: float, num_classes: int):
     """The denoiser (x, t) -> output for labels y with classifier-free guidance weight w
-    (Ho & Salimans 2022): cond + w (cond - uncond); w = 0 is the plain conditional model."""
+    (Ho & Salimans 2022): cond + w (cond - uncond), where uncond gets the "no label" index
+    num_classes; w = 0 is the plain conditional model."""
     if w == 0:
         return lambda x, t: model(x, t, y)
-    null = torch.full_like(y, model.label.num_classes)
+    null = torch.full_like(y, num_classes)
 
     def denoiser(x, t):
         cond, uncond = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([y, null])).chunk(2)
@@ -62,7 +63,7 @@ def generate(model: torch.nn.Module, cfg, n: int, *, seed: int, sampler: str, st
     with tqdm(total=n, desc=f"{sampler} x{steps}", unit="img", disable=not progress) as bar:
         for start in range(0, n, batch_size):
             b = min(batch_size, n - start)
-            denoiser = guided(model, labels[start:start + b], w) if conditional else model
+            denoiser = guided(model, labels[start:start + b], w, cfg.model.num_classes) if conditional else model
             x = samplers.sample(denoiser, sched, (b, *IMAGE_SHAPE), gen, sampler=sampler, steps=steps, eta=eta,
                                 prediction=cfg.diffusion.prediction, clip_x0=cfg.sample.clip_x0,
                                 spacing=spacing or cfg.sample.spacing, self_cond=cfg.diffusion.self_cond,

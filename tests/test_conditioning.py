@@ -22,10 +22,11 @@ def test_cfg_weight_zero_is_the_conditional_model():
         p.data.normal_(0, 0.2)
     x, t, y = torch.randn(4, 1, 28, 28), torch.full((4,), 50.0), torch.tensor([3, 1, 4, 1])
     with torch.no_grad():
-        assert torch.equal(guided(net, y, 0.0)(x, t), net(x, t, y))
+        assert torch.equal(guided(net, y, 0.0, 10)(x, t), net(x, t, y))
         cond, uncond = net(x, t, y), net(x, t, torch.full_like(y, 10))
         assert not torch.allclose(cond, uncond)
-        torch.testing.assert_close(guided(net, y, 2.0)(x, t), cond + 2.0 * (cond - uncond), rtol=1e-5, atol=1e-5)
+        expected = cond + 2.0 * (cond - uncond)
+        torch.testing.assert_close(guided(net, y, 2.0, 10)(x, t), expected, rtol=1e-5, atol=1e-5)
 
 
 def test_class_labels():
