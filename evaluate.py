@@ -1,10 +1,16 @@
-"""Evaluate generated digits against the MNIST test set.
+"""Evaluate generated or completed digits against the MNIST test set.
 
     python evaluate.py --student_name alice [--samples PATH]
+    python evaluate.py --student_name alice --task inpaint [--n_eval 500] [--seed 42] [--samples NPZ]
+    python evaluate.py --task course --pred submission.npz --target truth.npz [--student_name alice]
 
-Reads outputs/NAME/samples/ (PNG files), else outputs/NAME/samples.npz, or --samples FOLDER_OR_NPZ,
-and writes results/NAME.json: FID (with its bootstrap spread and the measured floor), precision/
-recall, density/coverage, KID, the class histogram and the mean classifier confidence.
+generate reads outputs/NAME/samples/ (PNG files), else outputs/NAME/samples.npz, or --samples
+FOLDER_OR_NPZ, and writes results/NAME.json: FID (with its bootstrap spread and the measured floor),
+precision/recall, density/coverage, KID, the class histogram and the mean classifier confidence.
+inpaint reads outputs/NAME/inpaint/completions.npz (written by sample.py --task inpaint) and writes
+results/NAME_inpaint.json: MSE, L1, PSNR and SSIM on the hole and on the whole image, in [0, 1]
+units, over the first --n_eval test digits that --seed picks. course prints the course's score, the
+MSE over the masked 8x8 center pixels in [0, 1] units (and writes results/NAME_course.json).
 """
 import datetime
 import hashlib
@@ -12,11 +18,17 @@ import json
 import sys
 from pathlib import Path
 
-from dataio.images import load_digits
+import numpy as np
+import torch
+
+from dataio import masks
+from dataio.images import load_digits, read_course_npz, value_scale
+from dataio.mnist import EVAL_SEED, eval_indices, load_mnist
 from engine.checkpoint import versions
 from engine.errors import ArgumentParser, UserError, exit_on_user_error
 from engine.fileio import check_name, ensure_dir, write_json
 from metrics import features, inception
+from metrics import inpainting as inpaint_metrics
 from metrics.evaluation import REQUIRED_SAMPLES, evaluate_features, reference
 
 
@@ -32,8 +44,14 @@ def find_samples(name: str, out_root: Path) -> Path:
 @exit_on_user_error
 def main(argv=None) -> int:
     p = ArgumentParser(description=__doc__.splitlines()[1])
-    p.add_argument("--student_name", required=True)
-    p.add_argument("--samples", help="a folder of 28x28 PNGs or an npz (default: outputs/NAME/samples/)")
+    p.add_argument("--student_name", help="whose outputs to evaluate (required unless --task course)")
+    p.add_argument("--task", default="generate", choices=("generate", "inpaint", "course"))
+    p.add_argument("--samples", help="generate: a folder of 28x28 PNGs or an npz (default: outputs/NAME/samples/); "
+                   "inpaint: a completions npz (default: outputs/NAME/inpaint/completions.npz)")
+    p.add_argument("--n_eval", type=int, default=500, help="inpaint: test digits to score")
+    p.add_argument("--seed", type=int, default=EVAL_SEED, help="inpaint: which test digits (as sample.py --seed)")
+    p.add_argument("--pred", help="course: the submission npz")
+    p.add_argument("--target", help="course: the npz of true complete images")
     p.add_argument("--feature_net", default="lenet", choices=("lenet", "inception"),
                    help="lenet: the shipped MNIST classifier (see README); inception: pytorch-fid's weights")
     p.add_argument("--inception_weights", help=f"path of {inception.WEIGHTS_NAME} (or set ${inception.ENV_VAR})")
@@ -43,7 +61,13 @@ def main(argv=None) -> int:
     p.add_argument("--results", default="results")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
+    if args.task == "course":
+        return course(args)
+    if not args.student_name:
+        raise UserError("--student_name is required (whose outputs to evaluate)")
     name = check_name(args.student_name)
+    if args.task == "inpaint":
+        return evaluate_inpainting(args, name)
     src = Path(args.samples) if args.samples else find_samples(name, Path(args.out_root))
     images = load_digits(src)
     results_dir = ensure_dir(args.results)
@@ -84,6 +108,100 @@ def main(argv=None) -> int:
           f"precision {metrics['precision']:.3f}, recall {metrics['recall']:.3f}, "
           f"KID {metrics['kid_mean']:.5f}, {n} samples -> {results_dir / (name + '.json')}")
     return 0
+
+
+def load_completions(path: Path) -> dict:
+    """images uint8 (N, 28, 28), indices (N,), masks bool (N, 28, 28) from sample.py --task inpaint."""
+    if not path.is_file():
+        raise UserError(f"{path} not found; run sample.py --task inpaint first or pass --samples COMPLETIONS.npz")
+    try:
+        with np.load(path) as z:
+            arrays = {k: z[k] for k in z.files}
+    except Exception as e:
+        raise UserError(f"{path} is not a readable npz file ({type(e).__name__}); rerun sample.py --task inpaint") from None
+    missing = [k for k in ("images", "indices", "masks") if k not in arrays]
+    if missing:
+        raise UserError(f"{path} has no {', '.join(missing)}; completions need images, indices and masks "
+                        "(as sample.py --task inpaint writes them)")
+    images, indices, mask = arrays["images"], arrays["indices"], arrays["masks"]
+    n = len(images)
+    if images.shape != (n, 28, 28) or images.dtype != np.uint8:
+        raise UserError(f"{path}: images are {images.dtype} {images.shape}; expected uint8 (N, 28, 28)")
+    if mask.shape != (n, 28, 28) or indices.shape != (n,):
+        raise UserError(f"{path}: masks {mask.shape} and indices {indices.shape} do not match {n} images")
+    return {"images": images, "indices": indices, "masks": mask.astype(bool)}
+
+
+def evaluate_inpainting(args, name: str) -> int:
+    path = Path(args.samples) if args.samples else Path(args.out_root) / name / "inpaint" / "completions.npz"
+    c = load_completions(path)
+    n = args.n_eval
+    if len(c["images"]) < n:
+        raise UserError(f"{path} holds {len(c['images'])} completions, fewer than --n_eval {n}; "
+                        f"rerun sample.py --task inpaint --n {n}")
+    expected = eval_indices(n, args.seed).numpy()
+    if not np.array_equal(c["indices"][:n], expected):
+        raise UserError(f"{path} completes other test digits than --seed {args.seed} picks; rerun sample.py "
+                        f"--task inpaint --seed {args.seed} so every entry is scored on the same digits")
+    originals = load_mnist(args.data_root, train=False)[0][expected].numpy()
+    pred, mask = c["images"][:n], c["masks"][:n]
+    if not mask.reshape(n, -1).any(1).all() or mask.reshape(n, -1).all(1).any():
+        raise UserError(f"{path}: some masks leave no hole or no context; they cannot be scored")
+    changed = int((pred != originals)[~mask].sum())
+    if changed:
+        raise UserError(f"{path}: {changed} known (unmasked) pixels differ from the test images; completions must "
+                        "keep the context exactly")
+    to01 = lambda a: torch.from_numpy(a).double().div(255).unsqueeze(1)
+    metrics = inpaint_metrics.summarize(inpaint_metrics.per_image(to01(pred), to01(originals),
+                                                                  torch.from_numpy(mask).unsqueeze(1)))
+    meta_path = path.with_suffix(".json")
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    results_dir = ensure_dir(args.results)
+    result = {"student_name": name, "task": "inpaint", "n_eval": n, "seed": args.seed,
+              "mask": _mask_label(meta, mask), "method": meta.get("method", "unknown"), **metrics,
+              "seconds_per_image": meta.get("seconds_per_image"), "completions": str(path),
+              "completions_sha256": hashlib.sha256(pred.tobytes()).hexdigest(), "sampling": meta or None,
+              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "versions": versions()}
+    out = results_dir / f"{name}_inpaint.json"
+    write_json(out, result)
+    print(f"{name} ({result['mask']}, {result['method']}): hole MSE {metrics['hole_mse']:.5f} "
+          f"+- {metrics['hole_mse_sem']:.5f}, PSNR {metrics['hole_psnr']:.2f} dB, L1 {metrics['hole_l1']:.4f}, "
+          f"SSIM {metrics['hole_ssim']:.4f} on {n} test digits -> {out}")
+    return 0
+
+
+def _mask_label(meta: dict, mask: np.ndarray) -> str:
+    """e.g. "center 12": how the masks were made, from sample.py's record (else "custom")."""
+    if "mask" not in meta:
+        return "custom"
+    kind, size = masks.resolve(meta["mask"], meta.get("mask_size", 0))
+    return {"center": f"center {size}", "box": f"box {size}", "pixels": f"pixels {meta.get('mask_fraction')}"
+            }.get(kind, kind)
+
+
+def course(args) -> int:
+    """The course score: MSE over the masked 8x8 center pixels, images scaled to [0, 1]."""
+    if not (args.pred and args.target):
+        raise UserError("--task course needs --pred submission.npz and --target truth.npz")
+    pred, target = (_course_images(Path(p)) for p in (args.pred, args.target))
+    if pred.shape != target.shape:
+        raise UserError(f"{args.pred} holds {pred.shape[0]} images and {args.target} {target.shape[0]}; "
+                        "they must match one to one")
+    hole = masks.make("center8", 1)[0, 0].numpy()
+    mse = float(((pred - target) ** 2)[:, hole].mean())
+    print(f"course score (MSE on the 8x8 center, [0, 1] units): {mse:.6f} over {len(pred)} images")
+    if args.student_name:
+        out = ensure_dir(args.results) / f"{check_name(args.student_name)}_course.json"
+        write_json(out, {"student_name": args.student_name, "task": "course", "mse_center8": mse,
+                         "num_images": len(pred), "pred": args.pred, "target": args.target})
+        print(f"-> {out}")
+    return 0
+
+
+def _course_images(path: Path) -> np.ndarray:
+    """float64 (N, 28, 28) in [0, 1] from a course npz (uint8 0..255, or float 0..1 or 0..255)."""
+    _, arr = read_course_npz(path)
+    return arr.reshape(len(arr), 28, 28).astype(np.float64) / value_scale(arr)
 
 
 if __name__ == "__main__":

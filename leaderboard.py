@@ -1,10 +1,12 @@
-"""Rank every results/*.json by FID (lower is better; ties by KID).
+"""Rank every results/*.json: generation by FID (lower is better; ties by KID), inpainting by hole MSE.
 
     python leaderboard.py [--results results] [--outputs outputs]
 
-Prints the table and writes results/leaderboard.{md,csv,html}. Entries without exactly 5,000
-samples are listed apart, not ranked. Neighbours whose FIDs differ by less than twice their
-combined bootstrap spread are marked as within noise (~).
+Prints the tables and writes results/leaderboard.{md,csv,html} (and leaderboard_inpaint.csv).
+Generation entries without exactly 5,000 samples are listed apart, not ranked. Neighbours whose
+FIDs differ by less than twice their combined bootstrap spread are marked as within noise (~).
+Inpainting entries (results/NAME_inpaint.json) are ranked within each mask by hole MSE, with
+neighbours within twice their combined standard error marked the same way.
 """
 import base64
 import csv
@@ -20,22 +22,34 @@ from engine.fileio import atomic_path, ensure_dir, write_text
 COLUMNS = ("rank", "student_name", "fid", "fid_std", "x_floor", "kid", "precision", "recall", "density",
            "coverage", "class_kl", "confidence", "num_samples", "noise")
 REQUIRED_KEYS = ("student_name", "num_samples", "fid", "fid_bootstrap_std", "kid_mean")
+INPAINT_COLUMNS = ("mask", "rank", "student_name", "method", "hole_mse", "hole_mse_sem", "hole_psnr", "hole_l1",
+                   "hole_ssim", "whole_ssim", "s_per_image", "n_eval", "noise")
+INPAINT_KEYS = ("student_name", "mask", "hole_mse", "hole_mse_sem", "hole_psnr", "hole_l1", "hole_ssim", "n_eval")
 
 
-def load_results(folder: Path) -> tuple[list[dict], list[str]]:
-    entries, warnings = [], []
+def load_results(folder: Path) -> tuple[list[dict], list[dict], list[str]]:
+    """(generation entries, inpainting entries, warnings about files that are skipped)."""
+    entries, inpaint, warnings = [], [], []
     for path in sorted(folder.glob("*.json")):
         try:
             r = json.loads(path.read_text())
-            missing = [k for k in REQUIRED_KEYS if k not in r]
+            if not isinstance(r, dict):
+                raise ValueError("not a JSON object")
+            if r.get("task") == "course":
+                continue
+            is_inpaint = r.get("task") == "inpaint"
+            missing = [k for k in (INPAINT_KEYS if is_inpaint else REQUIRED_KEYS) if k not in r]
             if missing:
                 raise ValueError(f"missing {', '.join(missing)}")
-            float(r["fid"]), float(r["kid_mean"]), int(r["num_samples"])
+            if is_inpaint:
+                float(r["hole_mse"]), float(r["hole_mse_sem"]), int(r["n_eval"])
+            else:
+                float(r["fid"]), float(r["kid_mean"]), int(r["num_samples"])
         except (ValueError, TypeError, json.JSONDecodeError) as e:
             warnings.append(f"warning: skipped {path} ({str(e)[:80]})")
             continue
-        entries.append(r)
-    return entries, warnings
+        (inpaint if is_inpaint else entries).append(r)
+    return entries, inpaint, warnings
 
 
 def within_noise(a: dict, b: dict) -> bool:
@@ -66,27 +80,49 @@ def _row(e: dict, rank_, noise: str) -> dict:
             "num_samples": e["num_samples"], "noise": noise}
 
 
-def markdown(rows: list[dict], unranked: list[dict]) -> str:
+def rank_inpainting(entries: list[dict]) -> list[dict]:
+    """Rows grouped by mask, ranked by hole MSE within each (ties by PSNR, higher first)."""
+    rows = []
+    for mask in sorted({e["mask"] for e in entries}):
+        group = sorted((e for e in entries if e["mask"] == mask), key=lambda e: (e["hole_mse"], -e["hole_psnr"]))
+        for i, e in enumerate(group):
+            near = [group[j]["student_name"] for j in (i - 1, i + 1) if 0 <= j < len(group)
+                    and abs(e["hole_mse"] - group[j]["hole_mse"])
+                    < 2 * (e["hole_mse_sem"] ** 2 + group[j]["hole_mse_sem"] ** 2) ** 0.5]
+            g = lambda k, fmt: format(e[k], fmt) if isinstance(e.get(k), (int, float)) else ""
+            rows.append({"mask": mask, "rank": i + 1, "student_name": e["student_name"],
+                         "method": e.get("method", ""), "hole_mse": g("hole_mse", ".5f"),
+                         "hole_mse_sem": g("hole_mse_sem", ".5f"), "hole_psnr": g("hole_psnr", ".2f"),
+                         "hole_l1": g("hole_l1", ".4f"), "hole_ssim": g("hole_ssim", ".4f"),
+                         "whole_ssim": g("whole_ssim", ".4f"), "s_per_image": g("seconds_per_image", ".4f"),
+                         "n_eval": e["n_eval"], "noise": "~ " + ", ".join(near) if near else ""})
+    return rows
+
+
+def markdown(rows: list[dict], unranked: list[dict], inpaint_rows: list[dict] = ()) -> str:
     line = lambda cells: "| " + " | ".join(str(c) for c in cells) + " |"
-    out = [line(COLUMNS), line(["---"] * len(COLUMNS))] + [line(r.values()) for r in rows]
+    out = ["## Generation (FID)", "", line(COLUMNS), line(["---"] * len(COLUMNS))] + [line(r.values()) for r in rows]
     if unranked:
         out += ["", "Not ranked:", ""] + [f"- {r['student_name']}: {r['noise']}" for r in unranked]
+    if inpaint_rows:
+        out += ["", "## Inpainting (hole MSE, [0, 1] units)", "", line(INPAINT_COLUMNS),
+                line(["---"] * len(INPAINT_COLUMNS))] + [line(r.values()) for r in inpaint_rows]
     return "\n".join(out) + "\n"
 
 
-def thumbnail(outputs: Path, name: str) -> str:
-    grid = outputs / name / "grid.png"
+def thumbnail(outputs: Path, name: str, picture: str = "grid.png") -> str:
+    grid = outputs / name / picture
     if not grid.is_file():
         return ""
     data = base64.b64encode(grid.read_bytes()).decode()
     return f'<img src="data:image/png;base64,{data}" width="120" alt="samples of {html.escape(name)}">'
 
 
-def html_page(rows: list[dict], unranked: list[dict], outputs: Path) -> str:
-    def table(rs):
-        head = "".join(f"<th>{c}</th>" for c in COLUMNS + ("samples",))
+def html_page(rows: list[dict], unranked: list[dict], outputs: Path, inpaint_rows: list[dict] = ()) -> str:
+    def table(rs, columns=COLUMNS, picture="grid.png"):
+        head = "".join(f"<th>{c}</th>" for c in columns + ("samples",))
         body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in r.values())
-                       + f"<td>{thumbnail(outputs, r['student_name'])}</td></tr>" for r in rs)
+                       + f"<td>{thumbnail(outputs, r['student_name'], picture)}</td></tr>" for r in rs)
         return f"<table><tr>{head}</tr>{body}</table>"
     style = "body{font-family:sans-serif}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}"
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>Leaderboard</title><style>{style}</style>"
@@ -94,7 +130,20 @@ def html_page(rows: list[dict], unranked: list[dict], outputs: Path) -> str:
              "ties by KID. ~ marks neighbours within noise.</p>", table(rows)]
     if unranked:
         parts += ["<h2>Not ranked</h2>", table(unranked)]
+    if inpaint_rows:
+        parts += ["<h2>Inpainting</h2><p>Ranked within each mask by the MSE on the hole pixels ([0, 1] units; "
+                  "lower is better). Panels: masked input, completions, original.</p>",
+                  table(inpaint_rows, INPAINT_COLUMNS, "inpaint/samples.png")]
     return "".join(parts) + "</body></html>\n"
+
+
+def write_csv(path: Path, columns: tuple, rows: list[dict]) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, columns)
+    w.writeheader()
+    w.writerows(rows)
+    with atomic_path(path) as tmp:
+        tmp.write_text(buf.getvalue())
 
 
 @exit_on_user_error
@@ -104,20 +153,19 @@ def main(argv=None) -> int:
     p.add_argument("--outputs", default="outputs", help="where NAME/grid.png thumbnails are found")
     args = p.parse_args(argv)
     folder = ensure_dir(args.results)
-    entries, warnings = load_results(folder)
+    entries, inpaint, warnings = load_results(folder)
     for w in warnings:
         print(w, file=sys.stderr)
     rows, unranked = rank(entries)
-    md = markdown(rows, unranked)
+    inpaint_rows = rank_inpainting(inpaint)
+    md = markdown(rows, unranked, inpaint_rows)
     write_text(folder / "leaderboard.md", md)
-    with atomic_path(folder / "leaderboard.csv") as tmp:
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, COLUMNS)
-        w.writeheader()
-        w.writerows(rows + unranked)
-        tmp.write_text(buf.getvalue())
-    write_text(folder / "leaderboard.html", html_page(rows, unranked, Path(args.outputs)))
-    print(md if entries else "no results yet: run evaluate.py first", end="" if entries else "\n")
+    write_csv(folder / "leaderboard.csv", COLUMNS, rows + unranked)
+    if inpaint_rows:
+        write_csv(folder / "leaderboard_inpaint.csv", INPAINT_COLUMNS, inpaint_rows)
+    write_text(folder / "leaderboard.html", html_page(rows, unranked, Path(args.outputs), inpaint_rows))
+    found = entries or inpaint
+    print(md if found else "no results yet: run evaluate.py first", end="" if found else "\n")
     print(f"wrote {folder}/leaderboard.md, .csv, .html")
     return 0
 

@@ -1,58 +1,113 @@
-"""Generate digits from a trained checkpoint.
+"""Generate digits, or complete masked test digits, with a trained checkpoint.
 
     python sample.py --checkpoint checkpoints/alice/final.pt --student_name alice [--num_samples 5000]
         [--sampler ddim|ddpm|dpmpp_2m|euler|heun] [--steps S] [--spacing trailing|uniform|leading]
         [--eta E] [--batch_size B] [--seed K] [--no-ema] [--guidance W] [--digit D]
+    python sample.py --checkpoint ... --task inpaint [--mask center|box|half|pixels|center8|center12]
+        [--mask_size K] [--n N] [--mean_of K] [sample.dc_repeats=R sample.jump_length=J ...]
+    python sample.py --checkpoint ... --task course --input masked.npz --out submission.npz
 
-Writes outputs/NAME/samples/00000.png..., outputs/NAME/samples.npz (uint8 N x 28 x 28, key
-"images"), outputs/NAME/grid.png (first 100) and outputs/NAME/samples.json (what made them).
+generate writes outputs/NAME/samples/00000.png..., outputs/NAME/samples.npz (uint8 N x 28 x 28,
+key "images"), outputs/NAME/grid.png (first 100) and outputs/NAME/samples.json (what made them).
+inpaint completes N MNIST test digits (chosen by --seed, default 42, as evaluate.py expects) and
+writes outputs/NAME/inpaint/completions.npz (images, indices, masks), completions.json and
+samples.png (rows: masked input, three completions, original). Any checkpoint works: task
+generate inpaints training-free, inpaint conditions on the masked image, complete is one pass.
+course fills the 8x8 center ([10:18, 10:18]) of every image in --input and writes --out in the
+input's layout and dtype.
 """
 import datetime
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from dataio.images import save_grid, save_npz, write_png_folder
+from dataio import masks
+from dataio.images import read_course_npz, save_grid, save_npz, save_rows, value_scale, write_png_folder
+from dataio.mnist import EVAL_SEED, eval_indices, load_mnist
 from diffusion.samplers import SAMPLERS, SPACINGS
-from engine import checkpoint
+from engine import checkpoint, config
 from engine.errors import ArgumentParser, UserError, exit_on_user_error
 from engine.fileio import atomic_dir, check_name, ensure_dir, sha256_file, write_json
 from engine.generation import generate, pick_device
+from engine.inpainting import complete
 from models.model import build_model
 
+PANEL_DIGITS, PANEL_SAMPLES = 10, 3
+COURSE_MASK = "center8"  # the course task: image[10:18, 10:18] = 0
 
-@exit_on_user_error
-def main(argv=None) -> int:
+
+def parse(argv):
     p = ArgumentParser(description=__doc__.splitlines()[1])
     p.add_argument("--checkpoint", required=True, help="a .pt file written by train.py")
     p.add_argument("--student_name", help="output name (default: the checkpoint's folder name)")
+    p.add_argument("--task", default="generate", choices=("generate", "inpaint", "course"))
     p.add_argument("--num_samples", type=int, help="default: the config's sample.num_samples (5000)")
     p.add_argument("--sampler", choices=SAMPLERS, help="default: the config's sample.sampler")
     p.add_argument("--steps", type=int, help="denoising steps (default: sample.steps)")
     p.add_argument("--eta", type=float, help="DDIM noise scale (default: sample.eta)")
     p.add_argument("--spacing", choices=SPACINGS, help="timestep spacing (default: sample.spacing)")
     p.add_argument("--batch_size", type=int, help="default: sample.batch_size")
-    p.add_argument("--seed", type=int, help="default: sample.seed")
+    p.add_argument("--seed", type=int, help=f"default: sample.seed; inpaint: {EVAL_SEED} (evaluate.py's test digits)")
     p.add_argument("--guidance", type=float, help="classifier-free guidance weight (class-conditional models)")
     p.add_argument("--digit", type=int, help="generate only this digit 0-9 (class-conditional models)")
+    p.add_argument("--mask", choices=masks.MASKS, help="inpaint: mask kind (default: the config's task.mask)")
+    p.add_argument("--mask_size", type=int, help="inpaint: hole side for center/box masks (default: task.mask_size)")
+    p.add_argument("--n", type=int, default=500, help="inpaint: test digits to complete (default 500)")
+    p.add_argument("--mean_of", type=int, help="inpaint/course: average K completions per image (sample.mean_of)")
+    p.add_argument("--input", help="course: npz of masked 28x28 digits")
+    p.add_argument("--out", help="course: where to write the completed npz")
+    p.add_argument("--data_root", default="data", help="inpaint: torchvision MNIST root")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     p.add_argument("--out_root", default="outputs", help="outputs go to OUT_ROOT/NAME/")
-    args = p.parse_args(argv)
+    p.add_argument("overrides", nargs="*", help="inpaint/course: sample.KEY=VALUE or task.mask*=VALUE")
+    return p.parse_args(argv)
 
+
+@exit_on_user_error
+def main(argv=None) -> int:
+    args = parse(argv)
     ckpt_path = Path(args.checkpoint)
     name = check_name(args.student_name or ckpt_path.parent.name)
-    for flag in ("num_samples", "steps", "batch_size"):
+    for flag in ("num_samples", "steps", "batch_size", "n", "mean_of"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             raise UserError(f"--{flag} must be at least 1, got {getattr(args, flag)}")
     if args.eta is not None and args.eta < 0:
         raise UserError(f"--eta must be >= 0, got {args.eta}")
+    if args.task == "generate" and (args.overrides or args.mask or args.mask_size or args.mean_of):
+        raise UserError("--mask, --mask_size, --mean_of and KEY=VALUE overrides are for --task inpaint or course")
+    if args.task == "course" and not (args.input and args.out):
+        raise UserError("--task course needs --input masked.npz and --out submission.npz")
 
     ckpt = checkpoint.load(ckpt_path)
     cfg = checkpoint.config_of(ckpt, ckpt_path)
-    s = cfg.sample
+    if args.steps is not None and args.steps > cfg.diffusion.timesteps:
+        raise UserError(f"--steps {args.steps} exceeds the {cfg.diffusion.timesteps} training timesteps; "
+                        "use at most that")
+    device = pick_device(args.device)
+    model = build_model(cfg)
+    use_ema = not args.no_ema
+    checkpoint.load_weights(model, ckpt["ema"]["model"] if use_ema else ckpt["model"], ckpt_path,
+                            "EMA" if use_ema else "model")
+    model.to(device, memory_format=torch.channels_last)
+    source = {"checkpoint": str(ckpt_path), "checkpoint_sha256": sha256_file(ckpt_path),
+              "checkpoint_step": int(ckpt["step"]), "ema": use_ema}
+    if args.task == "generate":
+        return generate_digits(args, cfg, model, device, name, source)
+    completion_config(args, cfg, ckpt_path)
+    if args.task == "course":
+        return course(args, cfg, model, device)
+    return inpaint_test_digits(args, cfg, model, device, name, source)
+
+
+def generate_digits(args, cfg, model, device, name: str, source: dict) -> int:
+    ckpt_path, s = args.checkpoint, cfg.sample
+    if cfg.task.name != "generate":
+        raise UserError(f"{ckpt_path} was trained for task.name={cfg.task.name}, which completes masked digits; "
+                        "use --task inpaint or --task course")
     n = args.num_samples or s.num_samples
     sampler, steps, spacing = args.sampler or s.sampler, args.steps or s.steps, args.spacing or s.spacing
     eta = s.eta if args.eta is None else args.eta
@@ -70,15 +125,6 @@ def main(argv=None) -> int:
     if sampler in ("euler", "heun") and cfg.diffusion.zero_terminal_snr:
         raise UserError(f"--sampler {sampler} needs a finite sigma_max, but {ckpt_path} was trained with "
                         "zero_terminal_snr; use ddim, ddpm or dpmpp_2m")
-    if steps > cfg.diffusion.timesteps:
-        raise UserError(f"--steps {steps} exceeds the {cfg.diffusion.timesteps} training timesteps; use at most that")
-
-    device = pick_device(args.device)
-    model = build_model(cfg)
-    use_ema = not args.no_ema
-    checkpoint.load_weights(model, ckpt["ema"]["model"] if use_ema else ckpt["model"], ckpt_path,
-                            "EMA" if use_ema else "model")
-    model.to(device, memory_format=torch.channels_last)
     out_dir = ensure_dir(Path(args.out_root) / name)  # checked before the long part, after the cheap checks
 
     start = time.perf_counter()
@@ -91,16 +137,93 @@ def main(argv=None) -> int:
     save_npz(out_dir / "samples.npz", images=images)
     save_grid(out_dir / "grid.png", images[:100], nrow=10)
     write_json(out_dir / "samples.json", {
-        "student_name": name, "num_samples": int(n), "checkpoint": str(ckpt_path),
-        "checkpoint_sha256": sha256_file(ckpt_path), "checkpoint_step": int(ckpt["step"]), "ema": use_ema,
+        "student_name": name, "num_samples": int(n), **source,
         "sampler": sampler, "steps": steps, "spacing": spacing, "eta": eta, "guidance": guidance, "digit": digit,
-        "seed": seed, "batch_size": batch_size,
-        "device": str(device), "seconds": round(seconds, 2), "images_per_s": round(n / seconds, 2),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "versions": checkpoint.versions(),
-    })
+        "seed": seed, "batch_size": batch_size, **_timing(device, seconds, n)})
     print(f"{n} samples in {seconds:.1f}s ({n / seconds:.1f} img/s) -> {out_dir}/samples/, "
           f"{out_dir}/samples.npz; grid: {out_dir}/grid.png")
+    return 0
+
+
+def _timing(device, seconds: float, n: int) -> dict:
+    return {"device": str(device), "seconds": round(seconds, 2), "images_per_s": round(n / seconds, 2),
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "versions": checkpoint.versions()}
+
+
+def completion_config(args, cfg, ckpt_path) -> None:
+    """Fold the inpainting flags and KEY=VALUE overrides into cfg (validated like a config file)."""
+    if args.sampler not in (None, "ddim"):
+        raise UserError(f"inpainting walks DDIM steps (eta sets the noise); --sampler {args.sampler} does not apply")
+    allowed = [o for o in args.overrides if o.startswith(("sample.", "task.mask"))]
+    if len(allowed) < len(args.overrides):
+        bad = next(o for o in args.overrides if o not in allowed)
+        raise UserError(f"override {bad!r}: sample.py can only change sample.* and task.mask* keys")
+    flags = {"sample.steps": args.steps, "sample.eta": args.eta, "sample.spacing": args.spacing,
+             "sample.batch_size": args.batch_size, "sample.mean_of": args.mean_of,
+             "task.mask": COURSE_MASK if args.task == "course" else args.mask, "task.mask_size": args.mask_size}
+    config.apply_overrides(cfg, [*allowed, *(f"{k}={v}" for k, v in flags.items() if v is not None)])
+    if cfg.task.name == "complete" and cfg.sample.mean_of > 1:
+        raise UserError(f"{ckpt_path} is a one-pass completion model (task.name=complete): its completions are "
+                        "deterministic, so --mean_of needs a diffusion checkpoint")
+
+
+def inpaint_test_digits(args, cfg, model, device, name: str, source: dict) -> int:
+    k, s = cfg.task, cfg.sample
+    seed = EVAL_SEED if args.seed is None else args.seed
+    indices = eval_indices(args.n, seed)
+    originals = load_mnist(args.data_root, train=False)[0][indices]
+    gen = torch.Generator().manual_seed(seed)
+    mask = masks.make(k.mask, len(indices), size=k.mask_size, fraction=k.mask_fraction, generator=gen)
+    out_dir = ensure_dir(Path(args.out_root) / name / "inpaint")
+
+    start = time.perf_counter()
+    done = complete(model, cfg, originals, mask, gen, batch_size=s.batch_size, device=device, mean_of=s.mean_of)
+    seconds = time.perf_counter() - start
+    rows = [originals[:PANEL_DIGITS].masked_fill(mask[:PANEL_DIGITS, 0], 0).numpy(), done[:PANEL_DIGITS]]
+    if cfg.task.name != "complete":  # more draws of the same digits show the spread of the posterior
+        for _ in range(PANEL_SAMPLES - 1):
+            rows.append(complete(model, cfg, originals[:PANEL_DIGITS], mask[:PANEL_DIGITS], gen,
+                                 batch_size=s.batch_size, device=device, mean_of=s.mean_of, progress=False))
+    save_rows(out_dir / "samples.png", [*rows, originals[:PANEL_DIGITS].numpy()])
+    save_npz(out_dir / "completions.npz", images=done, indices=indices.numpy(), masks=mask[:, 0].numpy())
+    write_json(out_dir / "completions.json", {
+        "student_name": name, "n": len(indices), "seed": seed, "method": method_name(cfg), **source,
+        "task": k.name, "mask": k.mask, "mask_size": k.mask_size, "mask_fraction": k.mask_fraction,
+        "sample": cfg.sample.__dict__, "seconds_per_image": round(seconds / len(indices), 4),
+        **_timing(device, seconds, len(indices))})
+    print(f"{len(indices)} completions ({method_name(cfg)}) in {seconds:.1f}s -> {out_dir}/completions.npz; "
+          f"panel: {out_dir}/samples.png")
+    return 0
+
+
+def method_name(cfg) -> str:
+    """A short label of how completions are made, for tables."""
+    s = cfg.sample
+    if cfg.task.name == "complete":
+        return "one-pass regression" if cfg.task.loss_mse and not cfg.task.loss_ssim else "one-pass completion"
+    kind = "conditional" if cfg.task.name == "inpaint" else "training-free"
+    resample = f", RePaint j{s.jump_length} r{s.dc_repeats}" if s.dc_repeats > 1 else ", DC"
+    mean = f", mean of {s.mean_of}" if s.mean_of > 1 else ""
+    return f"{kind} DDIM x{s.steps}{resample}{mean}"
+
+
+def course(args, cfg, model, device) -> int:
+    """Fill the course's 8x8 center of every image in --input; keep its layout, dtype and scale."""
+    src, dst = Path(args.input), Path(args.out)
+    key, arr = read_course_npz(src)
+    flat = arr.reshape(len(arr), 28, 28)
+    scale = value_scale(arr)
+    as_u8 = np.clip(np.rint(flat.astype(np.float64) * (255.0 / scale)), 0, 255).astype(np.uint8)
+    mask = masks.make(COURSE_MASK, len(flat))
+    gen = torch.Generator().manual_seed(cfg.sample.seed if args.seed is None else args.seed)
+    done = complete(model, cfg, torch.from_numpy(as_u8), mask, gen, batch_size=cfg.sample.batch_size,
+                    device=device, mean_of=cfg.sample.mean_of)
+    out = flat.copy()
+    hole = mask[:, 0].numpy()
+    out[hole] = done[hole] if arr.dtype == np.uint8 else (done[hole] * (scale / 255.0)).astype(arr.dtype)
+    save_npz(dst, **{key: out.reshape(arr.shape)})
+    print(f"filled the 8x8 center of {len(out)} images from {src} -> {dst} ({key}: {arr.shape} {arr.dtype})")
     return 0
 
 

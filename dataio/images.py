@@ -12,11 +12,11 @@ from engine.fileio import atomic_path
 
 
 def grid(images: np.ndarray, nrow: int | None = None, pad: int = 2) -> np.ndarray:
-    """uint8 (N, H, W) -> one uint8 image with the digits tiled row by row on a gray border."""
-    n, h, w = images.shape
+    """uint8 (N, H, W) or (N, H, W, 3) -> one uint8 image with the images tiled row by row on a gray border."""
+    n, h, w = images.shape[:3]
     nrow = nrow or math.ceil(math.sqrt(n))
     rows = math.ceil(n / nrow)
-    out = np.full((rows * (h + pad) + pad, nrow * (w + pad) + pad), 128, np.uint8)
+    out = np.full((rows * (h + pad) + pad, nrow * (w + pad) + pad, *images.shape[3:]), 128, np.uint8)
     for i, img in enumerate(images):
         r, c = divmod(i, nrow)
         out[pad + r * (h + pad):pad + r * (h + pad) + h, pad + c * (w + pad):pad + c * (w + pad) + w] = img
@@ -24,8 +24,8 @@ def grid(images: np.ndarray, nrow: int | None = None, pad: int = 2) -> np.ndarra
 
 
 def save_png(path: str | Path, image: np.ndarray, scale: int = 1) -> None:
-    """Write a uint8 (H, W) image atomically, optionally enlarged `scale` times (nearest)."""
-    img = Image.fromarray(image, mode="L")
+    """Write a uint8 (H, W) or (H, W, 3) image atomically, optionally enlarged `scale` times (nearest)."""
+    img = Image.fromarray(image)
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
     with atomic_path(path) as tmp:
@@ -34,6 +34,18 @@ def save_png(path: str | Path, image: np.ndarray, scale: int = 1) -> None:
 
 def save_grid(path: str | Path, images: np.ndarray, nrow: int | None = None) -> None:
     save_png(path, grid(images, nrow), scale=3)
+
+
+def displayable(images: np.ndarray) -> np.ndarray:
+    """uint8 (N, H, W) or (N, C, H, W) -> (N, H, W) for one channel, (N, H, W, 3) for RGB."""
+    if images.ndim == 3:
+        return images
+    return images[:, 0] if images.shape[1] == 1 else images.transpose(0, 2, 3, 1)
+
+
+def save_rows(path: str | Path, rows: list[np.ndarray]) -> None:
+    """A panel with one row per uint8 (N, H, W) or (N, H, W, 3) array, e.g. inputs / completions / originals."""
+    save_png(path, grid(np.concatenate(rows), nrow=len(rows[0])), scale=max(1, 84 // rows[0].shape[1]))
 
 
 def write_png_folder(folder: Path, images: np.ndarray) -> None:
@@ -71,16 +83,7 @@ def load_digits(path: str | Path) -> np.ndarray:
                 raise UserError(f"{f} is not a readable PNG ({type(e).__name__}); regenerate or remove it") from None
         return out
     if path.suffix == ".npz" and path.is_file():
-        try:
-            with np.load(path) as z:
-                key = "images" if "images" in z.files else (z.files[0] if len(z.files) == 1 else None)
-                if key is None:
-                    raise UserError(f"{path} has arrays {z.files} but no 'images'; save the digits under the key images")
-                arr = z[key]
-        except UserError:
-            raise
-        except Exception as e:
-            raise UserError(f"{path} is not a readable npz file ({type(e).__name__}); re-save it with numpy.savez") from None
+        _, arr = read_npz_images(path)
         if arr.ndim == 4 and arr.shape[1] == 1:
             arr = arr[:, 0]
         if arr.ndim != 3 or arr.shape[1:] != (28, 28):
@@ -89,3 +92,35 @@ def load_digits(path: str | Path) -> np.ndarray:
             raise UserError(f"{path}: images are {arr.dtype}; expected uint8 in 0..255")
         return arr
     raise UserError(f"samples {path} not found (expected a folder of PNGs or an .npz); run sample.py first")
+
+
+def read_npz_images(path: Path) -> tuple[str, np.ndarray]:
+    """(key, array) of an npz: the array under "images", or its only array; else a UserError."""
+    try:
+        with np.load(path) as z:
+            files = z.files
+            key = "images" if "images" in files else (files[0] if len(files) == 1 else None)
+            arr = z[key] if key else None
+    except Exception as e:
+        raise UserError(f"{path} is not a readable npz file ({type(e).__name__}); re-save it with numpy.savez") from None
+    if arr is None:
+        raise UserError(f"{path} has arrays {files} but no 'images'; save the digits under the key images")
+    return key, arr
+
+
+def read_course_npz(path: Path) -> tuple[str, np.ndarray]:
+    """(key, array) of a course-style npz of 28x28 digits in any of the layouts (N, 28, 28),
+    (N, 1, 28, 28), (N, 28, 28, 1), (N, 784); uint8 (0..255) or float (0..1, or 0..255)."""
+    if not path.is_file():
+        raise UserError(f"{path} not found; pass an npz of 28x28 digits")
+    key, arr = read_npz_images(path)
+    if arr.ndim < 2 or arr.shape[1:] not in ((28, 28), (1, 28, 28), (28, 28, 1), (784,)):
+        raise UserError(f"{path}: images have shape {arr.shape}; expected N x 28 x 28 (or N x 1 x 28 x 28, N x 784)")
+    if not (arr.dtype == np.uint8 or np.issubdtype(arr.dtype, np.floating)):
+        raise UserError(f"{path}: images are {arr.dtype}; expected uint8 (0..255) or float (0..1)")
+    return key, arr
+
+
+def value_scale(arr: np.ndarray) -> float:
+    """255 for uint8 digits and floats in 0..255, 1 for floats in 0..1."""
+    return 255.0 if arr.dtype == np.uint8 or float(arr.max(initial=0)) > 1.5 else 1.0

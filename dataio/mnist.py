@@ -25,12 +25,13 @@ def load_mnist(root: str | Path, train: bool = True, download: bool = True) -> t
 
 
 def to_model_range(images_u8: torch.Tensor) -> torch.Tensor:
-    """uint8 (N, 28, 28) in 0..255 -> float (N, 1, 28, 28) in [-1, 1]."""
-    return images_u8.unsqueeze(1).float().div(127.5).sub(1)
+    """uint8 (N, 28, 28) in 0..255 -> float (N, 1, 28, 28) in [-1, 1]; (N, C, H, W) keeps its shape."""
+    x = images_u8 if images_u8.dim() == 4 else images_u8.unsqueeze(1)
+    return x.float().div(127.5).sub(1)
 
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
-    """float (N, 1, H, W) in [-1, 1] -> uint8 (N, H, W), rounded."""
+    """float (N, 1, H, W) in [-1, 1] -> uint8 (N, H, W), rounded; (N, C, H, W) with C > 1 keeps its shape."""
     return ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).squeeze(1).cpu()
 
 
@@ -44,3 +45,14 @@ def batch_indices(n: int, batch_size: int, seed: int, index: int) -> torch.Tenso
     epoch, b = divmod(index, per_epoch)
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
     return perm[b * batch_size:(b + 1) * batch_size]
+
+
+EVAL_SEED = 42  # seed 000's evaluation seed: which test digits an inpainting evaluation uses
+
+
+def eval_indices(n: int, seed: int = EVAL_SEED, total: int = 10_000) -> torch.Tensor:
+    """The MNIST test digits of an inpainting evaluation: the first n of a permutation drawn from
+    `seed`, so a smaller evaluation is a prefix of a larger one."""
+    if not 1 <= n <= total:
+        raise UserError(f"the number of test digits must be in 1..{total}, got {n}")
+    return torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:n]

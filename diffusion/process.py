@@ -74,8 +74,10 @@ def loss_weight(weighting: str, prediction: str, snr: torch.Tensor, min_snr_gamm
 
 def training_loss(denoiser, sched: Schedule, x0: torch.Tensor, prediction: str = "eps",
                   generator: torch.Generator | None = None, weighting: str = "uniform", *, self_cond: bool = False,
-                  labels: torch.Tensor | None = None, **weight_args) -> torch.Tensor:
-    """Weighted MSE: t ~ U{1..T}, eps ~ N(0, I), w(t) || f(x_t, t) - target ||^2 averaged.
+                  labels: torch.Tensor | None = None, pixel_weight: torch.Tensor | None = None,
+                  **weight_args) -> torch.Tensor:
+    """Weighted MSE: t ~ U{1..T}, eps ~ N(0, I), w(t) || f(x_t, t) - target ||^2 averaged, each
+    pixel's squared error times `pixel_weight` if given (e.g. a hole weight for inpainting).
 
     self_cond (Chen et al. 2022, arXiv:2208.04202): the network also sees a clean-image estimate as
     extra channels: zeros, or for half of the batches its own estimate from a first pass without
@@ -93,7 +95,10 @@ def training_loss(denoiser, sched: Schedule, x0: torch.Tensor, prediction: str =
                 estimate = to_x0_eps(prediction, first.to(x_t.dtype), x_t, a, s)[0].clamp(-1, 1)
         x_t = torch.cat([x_t, estimate], 1)
     out = denoiser(x_t, t.float(), **kw)
-    per_sample = (out.float() - target(prediction, x0, noise, a, s).float()).pow(2).flatten(1).mean(1)
+    sq_err = (out.float() - target(prediction, x0, noise, a, s).float()).pow(2)
+    if pixel_weight is not None:
+        sq_err = sq_err * pixel_weight
+    per_sample = sq_err.flatten(1).mean(1)
     if weighting != "uniform":
         ab = sched.alpha_bar.to(x0.device)[t]
         per_sample = per_sample * loss_weight(weighting, prediction, ab / (1 - ab), **weight_args).float()
@@ -101,7 +106,8 @@ def training_loss(denoiser, sched: Schedule, x0: torch.Tensor, prediction: str =
 
 
 def config_loss(denoiser, sched: Schedule, x0: torch.Tensor, d, generator: torch.Generator | None = None,
-                labels: torch.Tensor | None = None):
+                labels: torch.Tensor | None = None, pixel_weight: torch.Tensor | None = None):
     """training_loss with the target, weighting and self-conditioning of a DiffusionConfig `d`."""
     return training_loss(denoiser, sched, x0, d.prediction, generator, d.loss_weighting, self_cond=d.self_cond,
-                         labels=labels, min_snr_gamma=d.min_snr_gamma, p2_k=d.p2_k, p2_gamma=d.p2_gamma)
+                         labels=labels, pixel_weight=pixel_weight, min_snr_gamma=d.min_snr_gamma, p2_k=d.p2_k,
+                         p2_gamma=d.p2_gamma)

@@ -105,17 +105,10 @@ def euler_step(x_ve: torch.Tensor, eps: torch.Tensor, sigma: float, sigma_next: 
     return x_ve + (sigma_next - sigma) * eps
 
 
-@torch.inference_mode()
-def sample(denoiser, sched: Schedule, shape, generator: torch.Generator, *, sampler: str = "ddim", steps: int = 50,
-           eta: float = 0.0, prediction: str = "eps", clip_x0: bool = True, spacing: str = "trailing",
-           self_cond: bool = False, device="cpu", dtype=torch.float32, progress: bool = False) -> torch.Tensor:
-    """Draw samples of `shape` from noise. `denoiser(x_t, t)` returns the network output for
-    prediction target `prediction`; t is a float tensor of levels in [1, T]. With self_cond the
-    denoiser gets [x_t, previous x0 estimate] stacked on dim 1 (zeros at the first call)."""
-    if sampler not in SAMPLERS:
-        raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
-    randn = lambda: torch.randn(shape, generator=generator, dtype=dtype).to(device)
-
+def predictor(denoiser, shape, prediction: str, clip_x0: bool, self_cond: bool, device, dtype=torch.float32):
+    """`predict(x_t, t, a, s) -> (x0_hat, eps_hat)` for x_t = a x0 + s eps at (fractional) level t:
+    calls the denoiser, converts its target, optionally clamps x0 to [-1, 1] (and recomputes eps to
+    match), and with self_cond feeds the last x0 estimate back as extra input channels."""
     estimate = torch.zeros(shape, dtype=dtype, device=device) if self_cond else None
 
     def predict(x, t: float, a: float, s: float):
@@ -129,6 +122,20 @@ def sample(denoiser, sched: Schedule, shape, generator: torch.Generator, *, samp
         if self_cond:
             estimate = x0.clamp(-1, 1)
         return x0, eps
+    return predict
+
+
+@torch.inference_mode()
+def sample(denoiser, sched: Schedule, shape, generator: torch.Generator, *, sampler: str = "ddim", steps: int = 50,
+           eta: float = 0.0, prediction: str = "eps", clip_x0: bool = True, spacing: str = "trailing",
+           self_cond: bool = False, device="cpu", dtype=torch.float32, progress: bool = False) -> torch.Tensor:
+    """Draw samples of `shape` from noise. `denoiser(x_t, t)` returns the network output for
+    prediction target `prediction`; t is a float tensor of levels in [1, T]. With self_cond the
+    denoiser gets [x_t, previous x0 estimate] stacked on dim 1 (zeros at the first call)."""
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+    randn = lambda: torch.randn(shape, generator=generator, dtype=dtype).to(device)
+    predict = predictor(denoiser, shape, prediction, clip_x0, self_cond, device, dtype)
 
     if sampler in ("euler", "heun"):
         return _sample_karras(predict, sched, randn, sampler, steps, progress)

@@ -16,14 +16,16 @@ import yaml
 from diffusion.process import TARGETS, WEIGHTINGS
 from diffusion.samplers import SAMPLERS, SPACINGS
 from diffusion.schedule import SCHEDULES
+from dataio import masks
 from engine.errors import UserError
+from engine.inpainting import TASKS
 from models.model import REGISTRY
 
 
 @dataclass
 class ModelConfig:
-    name: str = "unet"  # a key of models.model.REGISTRY
-    channels: int = 64  # width of the first level
+    name: str = "unet"  # a key of models.model.REGISTRY: unet | transformer | completion
+    channels: int = 64  # width of the first UNet level; completion: hidden channels
     channel_mult: list[int] = field(default_factory=lambda: [1, 2, 2])  # per level; 28 -> 14 -> 7
     num_res_blocks: int = 2  # residual blocks per level
     attn_levels: list[int] = field(default_factory=lambda: [2])  # level indices with self-attention
@@ -31,7 +33,7 @@ class ModelConfig:
     dropout: float = 0.1  # both models
     patch_size: int = 4  # transformer: p x p patches; must divide 28
     width: int = 192  # transformer: token width
-    depth: int = 6  # transformer: blocks
+    depth: int = 6  # transformer: blocks; completion: gated layers
     pos_embed: str = "sincos"  # transformer: sincos (fixed) | learned
     num_classes: int = 0  # > 0: class-conditional (10 for MNIST digits), for classifier-free guidance
 
@@ -75,9 +77,15 @@ class TrainConfig:
 
 @dataclass
 class DataConfig:
+    kind: str = "mnist"  # mnist | folder (seed 002's occluded/original image pairs; task.name: complete)
     root: str = "data"  # torchvision MNIST root (files under ROOT/MNIST/raw)
     download: bool = True
-    subset: int = 0  # train on the first N training images; 0 = all 60,000
+    subset: int = 0  # train on the first N training images; 0 = all
+    occluded_dir: str = "data/pairs/occluded_images"  # folder: occluded_NAME images
+    original_dir: str = "data/pairs/original_images"  # folder: NAME images
+    image_size: int = 28  # folder: images are resized to image_size x image_size
+    channels: int = 1  # image channels: 1 (MNIST, grayscale) or 3 (RGB folders)
+    mask_thresh: float = 0.05  # folder: the mask is where occluded and original differ by more (in [0, 1])
 
 
 @dataclass
@@ -93,6 +101,25 @@ class SampleConfig:
     grid_size: int = 64  # images in the training-time grids
     guidance: float = 0.0  # classifier-free guidance weight w: out = cond + w (cond - uncond); 0 = conditional
     digit: int = -1  # class-conditional models: -1 = balanced classes, 0-9 = that digit only
+    # inpainting with diffusion (diffusion/inpaint.py); seed 000's names in parentheses
+    dc_repeats: int = 1  # (dc_repeats) RePaint resampling: each block of jump_length steps is walked this often
+    jump_length: int = 1  # RePaint jump length; 1 with dc_repeats 2 repeats every step once
+    dc_fixed_z: bool = False  # (dc_fixed_z) noise the observation with one fixed draw at every level
+    init_from_y: bool = False  # (init_from_y) start from the noised observation instead of pure noise
+    mean_of: int = 1  # average this many completions per image (approaches the MSE-optimal posterior mean)
+
+
+@dataclass
+class TaskConfig:
+    name: str = "generate"  # generate | inpaint | complete (see engine/inpainting.py)
+    mask: str = "center"  # center | box | half | pixels | center8 | center12 (see dataio/masks.py)
+    mask_size: int = 12  # center/box: side of the square hole (seed 000's center_box; the course task: 8)
+    mask_fraction: float = 0.5  # pixels: share of hidden pixels
+    coord_conv: bool = False  # (coord_conv) inpaint/complete: add x, y coordinate input channels
+    hole_weight: float = 1.0  # (hole_weight) inpaint: loss weight of hole pixels; known pixels weigh 1
+    loss_mse: float = 1.0  # complete: weight of the MSE on the hole (the regression baseline)
+    loss_l1: float = 0.0  # complete: weight of the L1 on the hole
+    loss_ssim: float = 0.0  # complete: weight of 1 - SSIM(composite, original)
 
 
 @dataclass
@@ -102,6 +129,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     data: DataConfig = field(default_factory=DataConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
+    task: TaskConfig = field(default_factory=TaskConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -116,6 +144,9 @@ CHOICES = {
     "train.device": ("auto", "cpu", "cuda", "mps"),
     "sample.sampler": SAMPLERS,
     "sample.spacing": SPACINGS,
+    "task.name": TASKS,
+    "data.kind": ("mnist", "folder"),
+    "task.mask": masks.MASKS,
 }
 
 
@@ -226,7 +257,8 @@ def validate(cfg: Config, where: str) -> None:
         "diffusion.timesteps": d.timesteps, "train.steps": t.steps, "train.batch_size": t.batch_size,
         "train.grad_accum": t.grad_accum, "train.ema_every": t.ema_every, "train.log_every": t.log_every,
         "train.ckpt_every": t.ckpt_every, "sample.steps": s.steps, "sample.batch_size": s.batch_size,
-        "sample.num_samples": s.num_samples, "sample.grid_size": s.grid_size,
+        "sample.num_samples": s.num_samples, "sample.grid_size": s.grid_size, "sample.dc_repeats": s.dc_repeats,
+        "sample.jump_length": s.jump_length, "sample.mean_of": s.mean_of,
     }
     for key, value in positive.items():
         _require(value >= 1, key, ">= 1", value, where)
@@ -258,6 +290,30 @@ def validate(cfg: Config, where: str) -> None:
     _require(not (d.zero_terminal_snr and d.prediction == "eps"), "diffusion.zero_terminal_snr",
              "false with eps prediction (at alpha_bar_T = 0 eps says nothing about x0); use v or x0", True, where)
     _require(s.steps <= d.timesteps, "sample.steps", f"<= diffusion.timesteps ({d.timesteps})", s.steps, where)
+    k = cfg.task
+    try:
+        masks.check(k.mask, k.mask_size, k.mask_fraction)
+    except UserError as e:
+        raise UserError(f"task.mask* in {where}: {e}") from None
+    _require(k.hole_weight > 0, "task.hole_weight", "> 0", k.hole_weight, where)
+    for key in ("loss_mse", "loss_l1", "loss_ssim"):
+        _require(getattr(k, key) >= 0, f"task.{key}", ">= 0", getattr(k, key), where)
+    _require(k.loss_mse + k.loss_l1 + k.loss_ssim > 0, "task.loss_mse", "> 0 when loss_l1 and loss_ssim are 0",
+             k.loss_mse, where)
+    _require(k.name == "generate" or m.num_classes == 0, "model.num_classes",
+             f"0 for task.name={k.name} (class labels are for generation)", m.num_classes, where)
+    dd = cfg.data
+    _require(dd.channels in (1, 3), "data.channels", "1 or 3", dd.channels, where)
+    _require(dd.kind == "folder" or (dd.channels, dd.image_size) == (1, 28), "data.kind",
+             "folder for images other than 1 x 28 x 28 (MNIST is grayscale 28 x 28)", dd.kind, where)
+    _require(dd.kind == "mnist" or k.name == "complete", "data.kind",
+             "mnist unless task.name=complete (folder pairs train completion networks)", dd.kind, where)
+    _require(dd.image_size >= 8, "data.image_size", ">= 8", dd.image_size, where)
+    _require(0 <= dd.mask_thresh < 1, "data.mask_thresh", "in [0, 1)", dd.mask_thresh, where)
+    _require(m.name != "completion" or k.name == "complete", "model.name",
+             "used with task.name=complete (the completion network has no time input)", m.name, where)
+    _require(k.name != "complete" or not d.self_cond, "diffusion.self_cond",
+             "false for task.name=complete (there is no diffusion to self-condition)", d.self_cond, where)
 
 
 def save_yaml(cfg: Config) -> str:

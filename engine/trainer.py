@@ -15,7 +15,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from dataio.images import save_grid
+from dataio import masks
+from dataio.folder import load_pairs
+from dataio.images import displayable, save_grid, save_rows
 from dataio.mnist import batch_indices, load_mnist, to_model_range
 from diffusion.process import config_loss
 from diffusion.schedule import from_config
@@ -24,10 +26,12 @@ from engine.config import Config, save_yaml
 from engine.ema import EMA
 from engine.errors import UserError
 from engine.fileio import ensure_dir, write_text
+from engine import inpainting
 from engine.generation import generate, pick_device
 from models.model import build_model
 
-LOG_FIELDS = ("step", "loss", "lr", "grad_norm", "images_per_s")
+LOG_FIELDS = ("step", "epoch", "loss", "lr", "grad_norm", "images_per_s", "hole_mse", "hole_l1", "ssim")
+PANEL_DIGITS = 8  # test digits in the inpainting panels written during training
 
 
 def lr_factor(step: int, warmup: int, total: int, schedule: str) -> float:
@@ -101,6 +105,35 @@ def _keep_log_until(path: Path, step: int) -> None:
         w.writerows(rows)
 
 
+def _data(cfg: Config):
+    """(training images uint8, labels or None, fixed masks or None, panel images, panel masks).
+    MNIST: masks are drawn per batch from task.mask; the panel shows the first test digits.
+    Folder pairs: each image has its own mask; the panel shows the first pairs."""
+    d, k = cfg.data, cfg.task
+    if d.kind == "folder":
+        images, fixed = load_pairs(d.occluded_dir, d.original_dir, d.image_size, d.channels, d.mask_thresh)
+        if d.subset:
+            images, fixed = images[:d.subset], fixed[:d.subset]
+        return images, None, fixed, images[:PANEL_DIGITS], fixed[:PANEL_DIGITS]
+    images, labels = load_mnist(d.root, train=True, download=d.download)
+    if d.subset:
+        images, labels = images[:d.subset], labels[:d.subset]
+    if k.name == "generate":
+        return images, labels, None, None, None
+    panel = load_mnist(d.root, train=False, download=d.download)[0][:PANEL_DIGITS]
+    gen = torch.Generator().manual_seed(cfg.sample.seed)
+    return images, labels, None, panel, masks.make(k.mask, len(panel), size=k.mask_size, fraction=k.mask_fraction,
+                                                   generator=gen)
+
+
+def _panel(model, cfg: Config, originals: torch.Tensor, m: torch.Tensor, device) -> list[np.ndarray]:
+    """Rows of an inpainting panel: masked inputs, completions, originals (uint8, for save_rows)."""
+    gen = torch.Generator().manual_seed(cfg.sample.seed)
+    done = inpainting.complete(model, cfg, originals, m, gen, batch_size=len(originals), device=device, progress=False)
+    shown = originals.masked_fill(m if originals.dim() == 4 else m[:, 0], 0)
+    return [displayable(a) for a in (shown.numpy(), done, originals.numpy())]
+
+
 def train(cfg: Config, name: str, *, restart: bool = False, paths: RunPaths | None = None,
           progress: bool = True) -> str:
     """Train (or resume) the run `name`; returns "done" or "stopped"."""
@@ -111,9 +144,7 @@ def train(cfg: Config, name: str, *, restart: bool = False, paths: RunPaths | No
     ensure_dir(paths.out_dir)
     seed_everything(t.seed)
 
-    images, labels = load_mnist(cfg.data.root, train=True, download=cfg.data.download)
-    if cfg.data.subset:
-        images, labels = images[:cfg.data.subset], labels[:cfg.data.subset]
+    images, labels, fixed_masks, panel, panel_masks = _data(cfg)
     num_classes = cfg.model.num_classes
     model = build_model(cfg).to(device, memory_format=torch.channels_last)
     ema = EMA(model, t.ema_decay, t.ema_warmup)
@@ -156,7 +187,8 @@ def train(cfg: Config, name: str, *, restart: bool = False, paths: RunPaths | No
     log = csv.DictWriter(log_file, LOG_FIELDS)
     if new_log:
         log.writeheader()
-    losses, norms, tick, seen = [], [], time.perf_counter(), 0
+    k_ = cfg.task
+    losses, norms, part_sums, tick, seen = [], [], {}, time.perf_counter(), 0
     model.train()
     with StopFlag() as stop, log_file, tqdm(total=t.steps, initial=step, desc=name, disable=not progress) as bar:
         while step < t.steps and stop.signal is None:
@@ -167,8 +199,15 @@ def train(cfg: Config, name: str, *, restart: bool = False, paths: RunPaths | No
                 if num_classes:  # label dropout: the "no label" token trains the unconditional model for CFG
                     y = labels[idx].masked_fill(torch.rand(len(idx)) < t.label_dropout, num_classes).to(device)
                 with autocast:
-                    loss = config_loss(model, diff_sched, x0, cfg.diffusion, labels=y) / t.grad_accum
-                loss.backward()
+                    if cfg.task.name == "generate":
+                        loss = config_loss(model, diff_sched, x0, cfg.diffusion, labels=y)
+                    else:
+                        m = (fixed_masks[idx] if fixed_masks is not None else masks.make(
+                            k_.mask, micro, size=k_.mask_size, fraction=k_.mask_fraction, hw=x0.shape[-2:])).to(device)
+                        loss, parts = inpainting.loss(model, diff_sched, x0, m, cfg)
+                        for key, v in parts.items():
+                            part_sums[key] = part_sums.get(key, 0.0) + v / t.grad_accum
+                (loss / t.grad_accum).backward()
                 losses.append(loss.item())
             norms.append(torch.nn.utils.clip_grad_norm_(model.parameters(), clip).item())
             opt.step()
@@ -182,14 +221,19 @@ def train(cfg: Config, name: str, *, restart: bool = False, paths: RunPaths | No
 
             if step % t.log_every == 0 or step == t.steps:
                 rate = seen / (time.perf_counter() - tick)
-                row = {"step": step, "loss": f"{sum(losses) * t.grad_accum / len(losses):.5f}",
+                row = {"step": step, "epoch": f"{step * t.batch_size / len(images):.2f}",
+                       "loss": f"{sum(losses) / len(losses):.5f}",
                        "lr": f"{opt.param_groups[0]['lr']:.3e}", "grad_norm": f"{sum(norms) / len(norms):.4f}",
-                       "images_per_s": f"{rate:.1f}"}
+                       "images_per_s": f"{rate:.1f}",
+                       **{f"hole_{k}" if k != "ssim" else k: f"{v / len(norms):.5f}" for k, v in part_sums.items()}}
                 log.writerow(row)
                 log_file.flush()
                 bar.set_postfix(loss=row["loss"], img_s=row["images_per_s"])
-                losses, norms, tick, seen = [], [], time.perf_counter(), 0
-            if t.sample_every and step % t.sample_every == 0:
+                losses, norms, part_sums, tick, seen = [], [], {}, time.perf_counter(), 0
+            if t.sample_every and step % t.sample_every == 0 and cfg.task.name != "generate":
+                save_rows(paths.out_dir / "inpaint" / f"panel_{step:07d}.png", _panel(ema.model, cfg, panel, panel_masks, device))
+                tick = time.perf_counter()
+            elif t.sample_every and step % t.sample_every == 0:
                 s = cfg.sample
                 imgs = generate(ema.model, cfg, s.grid_size, seed=s.seed, sampler=s.sampler, steps=s.steps,
                                 eta=s.eta, batch_size=s.batch_size, device=device, progress=False)

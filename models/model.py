@@ -8,17 +8,19 @@ from __future__ import annotations
 
 from torch import nn
 
+from models.completion import CompletionNet
 from models.transformer import DiT
 from models.unet import UNet
 
-IMAGE_CHANNELS = 1  # MNIST is grayscale
-
-
 def inputs(cfg) -> dict:
-    """What every denoiser is told about its inputs: image channels in (doubled by self-conditioning,
-    which feeds the previous clean-image estimate as extra channels) and out, and the class count."""
-    in_channels = IMAGE_CHANNELS * (2 if cfg.diffusion.self_cond else 1)
-    return {"image_channels": IMAGE_CHANNELS, "in_channels": in_channels, "num_classes": cfg.model.num_classes}
+    """What every network is told about its inputs: channels in and out, and the class count.
+    In: the noisy image (task generate/inpaint; doubled by self-conditioning, which feeds the last
+    clean-image estimate back), then for task inpaint/complete the masked image and the mask, plus
+    two coordinate channels with task.coord_conv (the layout of engine.inpainting.conditioning)."""
+    task, image = cfg.task, cfg.data.channels
+    noisy = 0 if task.name == "complete" else image * (2 if cfg.diffusion.self_cond else 1)
+    cond = 0 if task.name == "generate" else image + 1 + (2 if task.coord_conv else 0)
+    return {"image_channels": image, "in_channels": noisy + cond, "num_classes": cfg.model.num_classes}
 
 
 def build_unet(cfg) -> nn.Module:
@@ -33,9 +35,16 @@ def build_transformer(cfg) -> nn.Module:
                pos_embed=m.pos_embed, **inputs(cfg))
 
 
+def build_completion(cfg) -> nn.Module:
+    """Seed 002's gated-conv + ConvLSTM network; model.channels = hidden channels, model.depth =
+    gated layers. One pass, no time input: only for task.name: complete."""
+    return CompletionNet(hidden=cfg.model.channels, depth=cfg.model.depth, **inputs(cfg))
+
+
 REGISTRY = {
     "unet": build_unet,
     "transformer": build_transformer,
+    "completion": build_completion,
 }
 
 

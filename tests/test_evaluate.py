@@ -1,4 +1,5 @@
 """evaluate.py and leaderboard.py end to end, on real MNIST digits (installed in CI)."""
+import csv
 import json
 
 import numpy as np
@@ -121,10 +122,29 @@ def test_leaderboard_ranks_and_survives_bad_files(tmp_path):
     proc = run("leaderboard.py", cwd=tmp_path)
     assert proc.returncode == 0
     assert "broken.json" in proc.stderr and "partial.json" in proc.stderr
-    rows = [l.split("|")[1:3] for l in (res / "leaderboard.md").read_text().splitlines()[2:6]]
+    rows = [l.split("|")[1:3] for l in (res / "leaderboard.md").read_text().splitlines()[4:8]]
     assert [(int(r), n.strip()) for r, n in rows] == [(1, "b"), (2, "a"), (3, "d"), (4, "c")]
     md = (res / "leaderboard.md").read_text()
-    assert "~ a" in md.splitlines()[2] and "- e: 4999 samples" in md
-    assert "~" not in md.splitlines()[5], "c is far from d"
+    assert "~ a" in md.splitlines()[4] and "- e: 4999 samples" in md
+    assert "~" not in md.splitlines()[7], "c is far from d"
     csv_lines = (res / "leaderboard.csv").read_text().splitlines()
     assert csv_lines[0].startswith("rank,student_name,fid") and len(csv_lines) == 6
+
+
+def test_leaderboard_ranks_inpainting_within_each_mask(tmp_path):
+    res = tmp_path / "results"
+    res.mkdir()
+    for name, mask, mse, sem in [("x", "center 8", 0.05, 0.001), ("y", "center 8", 0.03, 0.001),
+                                 ("z", "center 12", 0.09, 0.001), ("w", "center 8", 0.0305, 0.001)]:
+        (res / f"{name}_inpaint.json").write_text(json.dumps({
+            "student_name": name, "task": "inpaint", "mask": mask, "method": "m", "hole_mse": mse,
+            "hole_mse_sem": sem, "hole_psnr": 10.0, "hole_l1": 0.1, "hole_ssim": 0.5, "n_eval": 500}))
+    (res / "v_inpaint.json").write_text(json.dumps({"student_name": "v", "task": "inpaint"}))
+    proc = run("leaderboard.py", cwd=tmp_path)
+    assert proc.returncode == 0 and "v_inpaint.json" in proc.stderr
+    rows = list(csv.DictReader(open(res / "leaderboard_inpaint.csv")))
+    assert [(r["mask"], r["rank"], r["student_name"]) for r in rows] == [
+        ("center 12", "1", "z"), ("center 8", "1", "y"), ("center 8", "2", "w"), ("center 8", "3", "x")]
+    assert rows[1]["noise"] == "~ w" and rows[3]["noise"] == ""
+    assert "## Inpainting" in (res / "leaderboard.md").read_text()
+    assert "<h2>Inpainting</h2>" in (res / "leaderboard.html").read_text()

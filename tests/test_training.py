@@ -92,7 +92,7 @@ def test_checkpoint_round_trip(trained):
     torch.set_rng_state(torch.zeros_like(ckpt["rng"]["torch"]) + ckpt["rng"]["torch"])
     assert torch.equal(torch.get_rng_state(), ckpt["rng"]["torch"])
     log = (trained / "checkpoints" / "tiny_test" / "log.csv").read_text().splitlines()
-    assert log[0] == "step,loss,lr,grad_norm,images_per_s" and [r.split(",")[0] for r in log[1:]] == ["2", "4"]
+    assert log[0] == "step,epoch,loss,lr,grad_norm,images_per_s,hole_mse,hole_l1,ssim" and [r.split(",")[0] for r in log[1:]] == ["2", "4"]
 
 
 def _train_cmd(cfg_path, name, *extra):

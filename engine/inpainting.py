@@ -1,0 +1,114 @@
+"""Completing masked digits, composed from masks, a network and (for diffusion) the inpainting sampler.
+
+Three tasks share one trainer and one checkpoint format (config key task.name):
+  generate: an unconditional or class-conditional denoiser; it inpaints training-free (DDIM + data
+            consistency, RePaint) through diffusion/inpaint.py;
+  inpaint:  a denoiser that also sees the masked image, the mask and optional coordinate channels
+            (seed 000); trained with a hole-weighted diffusion loss, sampled with the same loop;
+  complete: one forward pass from the masked image and mask to the image (no diffusion): the MSE
+            regression baseline, or the completion network of models/completion.py with L1 + SSIM.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from dataio import masks as masks_mod
+from dataio.mnist import to_model_range, to_uint8
+from diffusion.inpaint import inpaint
+from diffusion.process import config_loss
+from diffusion.schedule import from_config
+from metrics.inpainting import masked_mean, ssim
+
+TASKS = ("generate", "inpaint", "complete")
+
+
+def conditioning(y: torch.Tensor, mask: torch.Tensor, coord_conv: bool) -> torch.Tensor:
+    """Extra input channels: the masked image, the mask (1 on the hole) and, with coord_conv, the
+    x and y pixel coordinates in [-1, 1] (Liu et al. 2018, CoordConv). Count: models.model.inputs."""
+    n, _, h, w = y.shape
+    parts = [y, mask.to(y.dtype)]
+    if coord_conv:
+        ys = torch.linspace(-1, 1, h, device=y.device, dtype=y.dtype).view(1, 1, h, 1).expand(n, 1, h, w)
+        xs = torch.linspace(-1, 1, w, device=y.device, dtype=y.dtype).view(1, 1, 1, w).expand(n, 1, h, w)
+        parts += [xs, ys]
+    return torch.cat(parts, 1)
+
+
+def conditional(model, cond: torch.Tensor):
+    """The denoiser (x_t, t) -> model([x_t, cond], t) of a conditional inpainting model."""
+    return lambda x, t, **kw: model(torch.cat([x, cond], 1), t, **kw)
+
+
+def forward_complete(model, y: torch.Tensor, mask: torch.Tensor, coord_conv: bool) -> torch.Tensor:
+    """A direct completion network's output (model range); its time input is a constant 0."""
+    return model(conditioning(y, mask, coord_conv), torch.zeros(len(y), device=y.device))
+
+
+def loss(model, sched, x0: torch.Tensor, mask: torch.Tensor, cfg) -> tuple[torch.Tensor, dict[str, float]]:
+    """Training loss of an inpaint or complete task on clean images x0 (model range) and masks.
+
+    inpaint: the diffusion loss of cfg.diffusion with per-pixel weight hole_weight on the hole and
+             1 on the context, the denoiser conditioned on the masked x0.
+    complete: in [0, 1] units, loss_mse * MSE(hole) + loss_l1 * L1(hole)
+              + loss_ssim * (1 - SSIM(composite, x0)), the composite keeping the known pixels.
+    Returns (loss, parts to log)."""
+    task = cfg.task
+    y = masks_mod.apply(x0, mask)
+    if task.name == "inpaint":
+        weight = torch.where(mask, task.hole_weight, 1.0).to(x0.dtype)
+        denoiser = conditional(model, conditioning(y, mask, task.coord_conv))
+        value = config_loss(denoiser, sched, x0, cfg.diffusion, pixel_weight=weight)
+        return value, {}
+    pred = (forward_complete(model, y, mask, task.coord_conv).float() + 1) / 2
+    target = (x0.float() + 1) / 2
+    mse = masked_mean((pred - target) ** 2, mask).mean()
+    l1 = masked_mean((pred - target).abs(), mask).mean()
+    value = task.loss_mse * mse + task.loss_l1 * l1
+    parts = {"mse": mse.item(), "l1": l1.item()}
+    if task.loss_ssim:
+        s = ssim(torch.where(mask, pred, target), target).mean()
+        value = value + task.loss_ssim * (1 - s)
+        parts["ssim"] = s.item()
+    return value, parts
+
+
+def complete(model, cfg, images: torch.Tensor, masks: torch.Tensor, generator: torch.Generator, *,
+             batch_size: int, device, mean_of: int = 1, progress: bool = True) -> np.ndarray:
+    """Complete uint8 digits (N, 28, 28) on bool masks (N, 1, 28, 28) with a model trained for any
+    task; returns uint8 (N, 28, 28) whose known pixels equal the input's. Diffusion tasks use
+    cfg.sample (steps, eta, spacing, dc_repeats, jump_length, dc_fixed_z, init_from_y) and average
+    `mean_of` independent completions per image (an estimate of the posterior mean); a class-
+    conditional generate model is run with its "no label" token."""
+    s, task = cfg.sample, cfg.task.name
+    sched = from_config(cfg.diffusion)
+    model.eval()
+    out = []
+    with tqdm(total=len(images), desc=f"{task} x{s.steps}", unit="img", disable=not progress) as bar:
+        for start in range(0, len(images), batch_size):
+            x0 = to_model_range(images[start:start + batch_size]).to(device)
+            m = masks[start:start + batch_size].to(device)
+            b = len(x0)
+            if task == "complete":
+                with torch.inference_mode():
+                    x = masks_mod.paste(x0, forward_complete(model, masks_mod.apply(x0, m), m,
+                                                             cfg.task.coord_conv).float(), m)
+            else:
+                x0, m = x0.repeat_interleave(mean_of, 0), m.repeat_interleave(mean_of, 0)
+                y = masks_mod.apply(x0, m)
+                if task == "inpaint":
+                    denoiser = conditional(model, conditioning(y, m, cfg.task.coord_conv))
+                elif cfg.model.num_classes:
+                    null = torch.full((len(y),), cfg.model.num_classes, device=device)
+                    denoiser = lambda x, t: model(x, t, null)
+                else:
+                    denoiser = model
+                x = inpaint(denoiser, sched, y, m, generator, steps=s.steps, eta=s.eta,
+                            prediction=cfg.diffusion.prediction, clip_x0=s.clip_x0, spacing=s.spacing,
+                            self_cond=cfg.diffusion.self_cond, repeats=s.dc_repeats, jump_length=s.jump_length,
+                            fixed_z=s.dc_fixed_z, init_from_y=s.init_from_y)
+                x = x.view(b, mean_of, *x.shape[1:]).mean(1)
+            out.append(to_uint8(x).numpy())
+            bar.update(b)
+    return np.concatenate(out)

@@ -1,0 +1,166 @@
+"""sample.py / evaluate.py --task inpaint and course, as users run them."""
+import json
+
+import numpy as np
+import pytest
+
+from dataio.mnist import eval_indices, load_mnist
+from engine import config
+from engine.trainer import RunPaths, train
+from tests.conftest import DATA_ROOT, REPO, TINY, assert_user_error, run
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, trained):
+    """Checkpoints of a conditional inpainting model and a regression baseline (3 steps each),
+    and the unconditional tiny_test model; keyed by task."""
+    root = tmp_path_factory.mktemp("inpaint_runs")
+    out = {"generate": trained / "checkpoints" / "tiny_test" / "final.pt"}
+    for task, cfg_file in (("inpaint", "inpaint_tiny.yaml"), ("complete", "regression.yaml")):
+        cfg = config.load(REPO / "configs" / cfg_file, TINY + ["train.steps=3", "train.sample_every=3"])
+        assert train(cfg, f"t_{task}", paths=RunPaths.for_name(f"t_{task}", root), progress=False) == "done"
+        assert (root / "outputs" / f"t_{task}" / "inpaint" / "panel_0000003.png").is_file()
+        out[task] = root / "checkpoints" / f"t_{task}" / "final.pt"
+    return out
+
+
+def _sample(tmp_path, ckpt, name, *args):
+    return run("sample.py", "--checkpoint", ckpt, "--student_name", name, "--task", "inpaint", "--n", "12",
+               "--steps", "3", "--data_root", DATA_ROOT, *args, cwd=tmp_path)
+
+
+def _evaluate(tmp_path, name, *args):
+    return run("evaluate.py", "--student_name", name, "--task", "inpaint", "--n_eval", "10", "--data_root", DATA_ROOT,
+               *args, cwd=tmp_path)
+
+
+@pytest.mark.parametrize("task,extra", [("inpaint", ["--mean_of", "2"]), ("complete", []),
+                                        ("generate", ["--mask", "box", "--mask_size", "9", "sample.dc_repeats=2"])])
+def test_inpaint_then_evaluate(runs, tmp_path, task, extra):
+    proc = _sample(tmp_path, runs[task], task, *extra)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = tmp_path / "outputs" / task / "inpaint"
+    c = np.load(out / "completions.npz")
+    assert c["images"].shape == (12, 28, 28) and c["images"].dtype == np.uint8 and c["masks"].dtype == bool
+    assert np.array_equal(c["indices"], eval_indices(12).numpy())
+    truth = load_mnist(DATA_ROOT, train=False)[0][c["indices"]].numpy()
+    assert np.array_equal(c["images"][~c["masks"]], truth[~c["masks"]]), "known pixels kept exactly"
+    assert (out / "samples.png").is_file()
+    meta = json.loads((out / "completions.json").read_text())
+    assert meta["task"] == task and meta["n"] == 12 and meta["seconds_per_image"] > 0
+
+    if task == "inpaint":
+        again = _sample(tmp_path, runs[task], task + "_again", *extra)
+        assert again.returncode == 0
+        c2 = np.load(tmp_path / "outputs" / (task + "_again") / "inpaint" / "completions.npz")
+        assert np.array_equal(c["images"], c2["images"]), "the seed makes completions reproducible"
+
+    ev = _evaluate(tmp_path, task)
+    assert ev.returncode == 0, ev.stderr[-2000:]
+    r = json.loads((tmp_path / "results" / f"{task}_inpaint.json").read_text())
+    pred, orig, m = c["images"][:10] / 255, truth[:10] / 255, c["masks"][:10]
+    mse = np.mean([((p - o)[mm] ** 2).mean() for p, o, mm in zip(pred, orig, m)])
+    assert r["hole_mse"] == pytest.approx(mse) and r["n_eval"] == 10 and r["task"] == "inpaint"
+    assert r["mask"] == ("box 9" if task == "generate" else "center 12")
+    assert 0 < r["hole_ssim"] < 1 and r["whole_ssim"] > r["hole_ssim"]
+    if task == "inpaint":
+        assert _evaluate(tmp_path, task).returncode == 0
+        assert json.loads((tmp_path / "results" / f"{task}_inpaint.json").read_text())["hole_mse"] == r["hole_mse"]
+
+
+def test_inpaint_bad_input(runs, tmp_path):
+    for args, words in [(["--mask_size", "0"], ["no hole"]), (["--mask_size", "28"], ["no context"]),
+                        (["--mask", "pixels", "task.mask_fraction=1.0"], ["no context"]),
+                        (["model.channels=4"], ["sample.* and task.mask*"]),
+                        (["--sampler", "heun"], ["DDIM"])]:
+        assert_user_error(_sample(tmp_path, runs["inpaint"], "bad", *args), *words)
+    assert_user_error(_sample(tmp_path, runs["complete"], "bad", "--mean_of", "3"), "deterministic")
+    assert not (tmp_path / "outputs" / "bad").exists(), "nothing half-written"
+    gen = run("sample.py", "--checkpoint", runs["inpaint"], "--num_samples", "2", cwd=tmp_path)
+    assert_user_error(gen, "--task inpaint")
+    assert_user_error(run("sample.py", "--checkpoint", runs["generate"], "--mean_of", "2", cwd=tmp_path), "--task")
+
+    assert _sample(tmp_path, runs["complete"], "ok").returncode == 0
+    assert_user_error(_evaluate(tmp_path, "ok", "--seed", "1"), "other test digits")
+    assert_user_error(_evaluate(tmp_path, "ok", "--n_eval", "50"), "fewer than --n_eval")
+    path = tmp_path / "outputs" / "ok" / "inpaint" / "completions.npz"
+    c = dict(np.load(path))
+    c["images"][0, 0, 0] ^= 1  # a context pixel: completions must keep it
+    np.savez(tmp_path / "tampered.npz", **c)
+    assert_user_error(_evaluate(tmp_path, "ok", "--samples", tmp_path / "tampered.npz"), "known (unmasked) pixels")
+    np.savez(tmp_path / "partial.npz", images=c["images"])
+    assert_user_error(_evaluate(tmp_path, "ok", "--samples", tmp_path / "partial.npz"), "indices, masks")
+    assert_user_error(_evaluate(tmp_path, "nobody"), "sample.py --task inpaint")
+    assert not (tmp_path / "results" / "ok_inpaint.json").exists()
+
+
+@pytest.fixture(scope="module")
+def course_data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("course")
+    proc = run("scripts/make_course_data.py", "--out", d, "--data_root", DATA_ROOT, "--n_test", "12", cwd=d)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return d
+
+
+def test_course_data_is_masked_like_the_handout(course_data):
+    test, truth = np.load(course_data / "test_data.npz")["images"], np.load(course_data / "test_truth.npz")["images"]
+    assert test.shape == truth.shape == (12, 28, 28) and test.dtype == np.uint8
+    assert (test[:, 10:18, 10:18] == 0).all()
+    keep = np.ones((28, 28), bool)
+    keep[10:18, 10:18] = False
+    assert np.array_equal(test[:, keep], truth[:, keep])
+    assert np.array_equal(truth, load_mnist(DATA_ROOT, train=False)[0][:12].numpy())
+    train = np.load(course_data / "train_data.npz")
+    assert train["images"].shape == (60000, 28, 28) and (train["masked"][:, 10:18, 10:18] == 0).all()
+
+
+@pytest.mark.parametrize("layout", ["uint8", "float784"])
+def test_course_export_keeps_layout_dtype_order(runs, course_data, tmp_path, layout):
+    masked = np.load(course_data / "test_data.npz")["images"]
+    inp = masked if layout == "uint8" else (masked.reshape(12, 784) / 255).astype(np.float32)
+    np.savez(tmp_path / "in.npz", x=inp)
+    proc = run("sample.py", "--checkpoint", runs["complete"], "--task", "course", "--input", tmp_path / "in.npz",
+               "--out", tmp_path / "sub.npz", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    z = np.load(tmp_path / "sub.npz")
+    assert z.files == ["x"] and z["x"].shape == inp.shape and z["x"].dtype == inp.dtype
+    sub = z["x"].reshape(12, 28, 28)
+    keep = np.ones((28, 28), bool)
+    keep[10:18, 10:18] = False
+    assert np.array_equal(sub[:, keep], inp.reshape(12, 28, 28)[:, keep]), "context and order unchanged"
+    if layout == "float784":  # the hole holds k / 255 values: completions come out as rounded uint8 levels
+        assert np.allclose(sub[:, 10:18, 10:18] * 255, np.rint(sub[:, 10:18, 10:18] * 255), atol=1e-4)
+    score = run("evaluate.py", "--task", "course", "--pred", tmp_path / "sub.npz", "--target",
+                course_data / "test_truth.npz", "--student_name", "c", cwd=tmp_path)
+    assert score.returncode == 0, score.stderr[-2000:]
+    truth = np.load(course_data / "test_truth.npz")["images"] / 255
+    expected = ((sub.astype(np.float64) / (255 if layout == "uint8" else 1) - truth)[:, 10:18, 10:18] ** 2).mean()
+    assert json.loads((tmp_path / "results" / "c_course.json").read_text())["mse_center8"] == pytest.approx(expected)
+
+
+def test_course_bad_input(runs, tmp_path):
+    np.savez(tmp_path / "two.npz", a=np.zeros((2, 28, 28), np.uint8), b=np.zeros((2, 28, 28), np.uint8))
+    np.savez(tmp_path / "small.npz", images=np.zeros((2, 27, 27), np.uint8))
+    np.savez(tmp_path / "ints.npz", images=np.zeros((2, 28, 28), np.int64))
+    base = ["--checkpoint", runs["complete"], "--task", "course", "--out", tmp_path / "sub.npz"]
+    assert_user_error(run("sample.py", *base, "--input", tmp_path / "two.npz", cwd=tmp_path), "no 'images'")
+    assert_user_error(run("sample.py", *base, "--input", tmp_path / "small.npz", cwd=tmp_path), "28 x 28")
+    assert_user_error(run("sample.py", *base, "--input", tmp_path / "ints.npz", cwd=tmp_path), "uint8")
+    assert_user_error(run("sample.py", *base, "--input", tmp_path / "none.npz", cwd=tmp_path), "not found")
+    assert_user_error(run("sample.py", *base[:4], cwd=tmp_path), "--input")
+    assert not (tmp_path / "sub.npz").exists()
+    np.savez(tmp_path / "three.npz", images=np.zeros((3, 28, 28), np.uint8))
+    np.savez(tmp_path / "two_ok.npz", images=np.zeros((2, 28, 28), np.uint8))
+    assert_user_error(run("evaluate.py", "--task", "course", "--pred", tmp_path / "three.npz", "--target",
+                          tmp_path / "two_ok.npz", cwd=tmp_path), "one to one")
+
+
+def test_seed_000_config_runs_as_written(tmp_path):
+    """configs/inpaint.yaml unchanged but for the run length: two steps of its 6.5M UNet, a panel."""
+    cfg = config.load(REPO / "configs" / "inpaint.yaml", [f"data.root={DATA_ROOT}", "train.steps=2",
+                                                          "train.batch_size=16", "train.sample_every=2",
+                                                          "sample.steps=2"])
+    assert (cfg.diffusion.prediction, cfg.diffusion.timesteps, cfg.task.hole_weight, cfg.sample.dc_repeats) == \
+        ("v", 400, 5.0, 2)
+    assert train(cfg, "seed000", paths=RunPaths.for_name("seed000", tmp_path), progress=False) == "done"
+    assert (tmp_path / "outputs" / "seed000" / "inpaint" / "panel_0000002.png").is_file()
