@@ -157,7 +157,7 @@ def train(cfg: Config, name: str, *, restart: bool = False, paths: RunPaths | No
     if paths.last.exists() and not restart:
         ckpt = checkpoint.load(paths.last)
         old = checkpoint.config_of(ckpt, paths.last)
-        for section in ("model", "diffusion"):
+        for section in ("model", "diffusion", "task"):
             if getattr(old, section) != getattr(cfg, section):
                 raise UserError(f"{paths.last} was trained with a different {section} config; resume with the same "
                                 f"config, or pass --restart (or another --student_name) to start over")
@@ -187,7 +187,7 @@ def train(cfg: Config, name: str, *, restart: bool = False, paths: RunPaths | No
     log = csv.DictWriter(log_file, LOG_FIELDS)
     if new_log:
         log.writeheader()
-    k_ = cfg.task
+    task = cfg.task
     losses, norms, part_sums, tick, seen = [], [], {}, time.perf_counter(), 0
     model.train()
     with StopFlag() as stop, log_file, tqdm(total=t.steps, initial=step, desc=name, disable=not progress) as bar:
@@ -199,12 +199,12 @@ def train(cfg: Config, name: str, *, restart: bool = False, paths: RunPaths | No
                 if num_classes:  # label dropout: the "no label" token trains the unconditional model for CFG
                     y = labels[idx].masked_fill(torch.rand(len(idx)) < t.label_dropout, num_classes).to(device)
                 with autocast:
-                    if cfg.task.name == "generate":
+                    if task.name == "generate":
                         loss = config_loss(model, diff_sched, x0, cfg.diffusion, labels=y)
-                    else:
-                        m = (fixed_masks[idx] if fixed_masks is not None else masks.make(
-                            k_.mask, micro, size=k_.mask_size, fraction=k_.mask_fraction, hw=x0.shape[-2:])).to(device)
-                        loss, parts = inpainting.loss(model, diff_sched, x0, m, cfg)
+                    else:  # folder pairs bring their own masks; MNIST draws them from task.mask
+                        m = fixed_masks[idx] if fixed_masks is not None else masks.make(
+                            task.mask, micro, size=task.mask_size, fraction=task.mask_fraction, hw=x0.shape[-2:])
+                        loss, parts = inpainting.loss(model, diff_sched, x0, m.to(device), cfg)
                         for key, v in parts.items():
                             part_sums[key] = part_sums.get(key, 0.0) + v / t.grad_accum
                 (loss / t.grad_accum).backward()
@@ -230,7 +230,7 @@ def train(cfg: Config, name: str, *, restart: bool = False, paths: RunPaths | No
                 log_file.flush()
                 bar.set_postfix(loss=row["loss"], img_s=row["images_per_s"])
                 losses, norms, part_sums, tick, seen = [], [], {}, time.perf_counter(), 0
-            if t.sample_every and step % t.sample_every == 0 and cfg.task.name != "generate":
+            if t.sample_every and step % t.sample_every == 0 and task.name != "generate":
                 save_rows(paths.out_dir / "inpaint" / f"panel_{step:07d}.png", _panel(ema.model, cfg, panel, panel_masks, device))
                 tick = time.perf_counter()
             elif t.sample_every and step % t.sample_every == 0:
