@@ -162,10 +162,15 @@ def completion_config(args, cfg, ckpt_path) -> None:
     flags = {"sample.steps": args.steps, "sample.eta": args.eta, "sample.spacing": args.spacing,
              "sample.batch_size": args.batch_size, "sample.mean_of": args.mean_of,
              "task.mask": COURSE_MASK if args.task == "course" else args.mask, "task.mask_size": args.mask_size}
-    config.apply_overrides(cfg, [*allowed, *(f"{k}={v}" for k, v in flags.items() if v is not None)])
-    if cfg.task.name == "complete" and cfg.sample.mean_of > 1:
-        raise UserError(f"{ckpt_path} is a one-pass completion model (task.name=complete): its completions are "
-                        "deterministic, so --mean_of needs a diffusion checkpoint")
+    if (cfg.data.channels, cfg.data.image_size) != (1, 28):
+        raise UserError(f"{ckpt_path} was trained on {cfg.data.channels} x {cfg.data.image_size} x "
+                        f"{cfg.data.image_size} images; --task {args.task} completes 28 x 28 MNIST digits")
+    given = [*allowed, *(f"{k}={v}" for k, v in flags.items() if v is not None)]
+    diffusion_only = [o for o in given if o.startswith("sample.") and not o.startswith("sample.batch_size")]
+    if cfg.task.name == "complete" and diffusion_only:
+        raise UserError(f"{ckpt_path} is a one-pass completion model (task.name=complete), deterministic and "
+                        f"without sampling steps; {diffusion_only[0].split('=')[0]} needs a diffusion checkpoint")
+    config.apply_overrides(cfg, given)
 
 
 def inpaint_test_digits(args, cfg, model, device, name: str, source: dict) -> int:

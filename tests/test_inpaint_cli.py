@@ -26,7 +26,7 @@ def runs(tmp_path_factory, trained):
 
 def _sample(tmp_path, ckpt, name, *args):
     return run("sample.py", "--checkpoint", ckpt, "--student_name", name, "--task", "inpaint", "--n", "12",
-               "--steps", "3", "--data_root", DATA_ROOT, *args, cwd=tmp_path)
+               "--data_root", DATA_ROOT, *args, cwd=tmp_path)
 
 
 def _evaluate(tmp_path, name, *args):
@@ -74,7 +74,8 @@ def test_inpaint_bad_input(runs, tmp_path):
                         (["model.channels=4"], ["sample.* and task.mask*"]),
                         (["--sampler", "heun"], ["DDIM"])]:
         assert_user_error(_sample(tmp_path, runs["inpaint"], "bad", *args), *words)
-    assert_user_error(_sample(tmp_path, runs["complete"], "bad", "--mean_of", "3"), "deterministic")
+    assert_user_error(_sample(tmp_path, runs["complete"], "bad", "--mean_of", "3"), "sample.mean_of", "deterministic")
+    assert_user_error(_sample(tmp_path, runs["complete"], "bad", "sample.dc_repeats=3"), "sample.dc_repeats")
     assert not (tmp_path / "outputs" / "bad").exists(), "nothing half-written"
     gen = run("sample.py", "--checkpoint", runs["inpaint"], "--num_samples", "2", cwd=tmp_path)
     assert_user_error(gen, "--task inpaint")
