@@ -26,6 +26,7 @@ test: venv
 bench: venv
 	$(PY) scripts/benchmark.py --config configs/tiny.yaml
 	$(PY) scripts/benchmark.py --config configs/default.yaml --train_steps 5 --sample_n 100
+	$(PY) scripts/benchmark.py --config configs/completion_mnist.yaml --train_steps 5 --sample_n 100
 
 clean:
 	rm -rf checkpoints/$(NAME) outputs/$(NAME) results/$(NAME).json

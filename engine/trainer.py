@@ -230,14 +230,15 @@ def train(cfg: Config, name: str, *, restart: bool = False, paths: RunPaths | No
                 log_file.flush()
                 bar.set_postfix(loss=row["loss"], img_s=row["images_per_s"])
                 losses, norms, part_sums, tick, seen = [], [], {}, time.perf_counter(), 0
-            if t.sample_every and step % t.sample_every == 0 and task.name != "generate":
-                save_rows(paths.out_dir / "inpaint" / f"panel_{step:07d}.png", _panel(ema.model, cfg, panel, panel_masks, device))
-                tick = time.perf_counter()
-            elif t.sample_every and step % t.sample_every == 0:
+            if t.sample_every and (step % t.sample_every == 0 or step == t.steps):  # EMA pictures
                 s = cfg.sample
-                imgs = generate(ema.model, cfg, s.grid_size, seed=s.seed, sampler=s.sampler, steps=s.steps,
-                                eta=s.eta, batch_size=s.batch_size, device=device, progress=False)
-                save_grid(paths.out_dir / f"train_grid_{step:07d}.png", imgs)
+                if task.name == "generate":
+                    imgs = generate(ema.model, cfg, s.grid_size, seed=s.seed, sampler=s.sampler, steps=s.steps,
+                                    eta=s.eta, batch_size=s.batch_size, device=device, progress=False)
+                    save_grid(paths.out_dir / f"train_grid_{step:07d}.png", imgs)
+                else:
+                    save_rows(paths.out_dir / "inpaint" / f"panel_{step:07d}.png",
+                              _panel(ema.model, cfg, panel, panel_masks, device))
                 tick = time.perf_counter()  # keep sampling time out of images/s
             if step % t.ckpt_every == 0:
                 checkpoint.save(paths.last, payload())

@@ -21,5 +21,4 @@ for k in 8 12; do
   complete_and_score demo${k}_dc checkpoints/demo/final.pt $k --steps 20
   complete_and_score demo${k}_repaint checkpoints/demo/final.pt $k --steps 20 sample.dc_repeats=5 sample.eta=1.0
 done
-complete_and_score cond8_mean32 checkpoints/cond8/final.pt 8 --mean_of 32
 $PY scripts/inpaint_table.py

@@ -111,3 +111,17 @@ def test_sample_bad_inputs(ckpt, tmp_path):
     assert_user_error(run("sample.py", "--checkpoint", ckpt, *base, "--out_root", blocker, cwd=tmp_path),
                       "cannot write")
     assert not (tmp_path / "outputs").exists(), "a failed run left files behind"
+
+
+@pytest.mark.parametrize("cfg,extra", [("tiny.yaml", []), ("completion_mnist.yaml", ["model.channels=8"])])
+def test_benchmark_prints_training_and_sampling_speed(tmp_path, cfg, extra):
+    from tests.conftest import REPO
+    overrides = [o for o in TINY if o.startswith(("model.channels", "train.batch", "sample.", "diffusion."))]
+    proc = run("scripts/benchmark.py", "--config", REPO / "configs" / cfg, "--train_steps", "1", "--sample_n", "4",
+               *overrides, *extra, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert lines[1].startswith("train: ") and float(lines[1].split()[1]) > 0
+    assert lines[2].startswith("sample: ") and float(lines[2].split()[1]) > 0
+    assert ("one pass" in lines[2]) == (cfg == "completion_mnist.yaml")
+    assert list(tmp_path.iterdir()) == [], "no files written"
