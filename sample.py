@@ -11,7 +11,7 @@ generate writes outputs/NAME/samples/00000.png..., outputs/NAME/samples.npz (uin
 key "images"), outputs/NAME/grid.png (first 100) and outputs/NAME/samples.json (what made them).
 inpaint completes N MNIST test digits (chosen by --seed, default 42, as evaluate.py expects) and
 writes outputs/NAME/inpaint/completions.npz (images, indices, masks), completions.json and
-samples.png (rows: masked input, three completions, original). Any checkpoint works: task
+samples.png (rows: masked input, completions (3 draws for diffusion), original). Any checkpoint works: task
 generate inpaints training-free, inpaint conditions on the masked image, complete is one pass.
 course fills the 8x8 center ([10:18, 10:18]) of every image in --input and writes --out in the
 input's layout and dtype.
