@@ -2,7 +2,7 @@
 
     python train.py --config configs/default.yaml --student_name alice [section.key=value ...]
 
-Writes checkpoints/NAME/{last.pt, final.pt, config.yaml, log.csv} and outputs/NAME/train_grid_STEP.png.
+Writes checkpoints/NAME/{last.pt, final.pt, config.yaml, log.tsv} and outputs/NAME/train_grid_STEP.png.
 Running the same command again resumes from last.pt unless --restart is given.
 """
 import sys

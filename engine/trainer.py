@@ -69,7 +69,7 @@ class RunPaths:
 
     @property
     def log(self) -> Path:
-        return self.ckpt_dir / "log.csv"
+        return self.ckpt_dir / "log.tsv"
 
 
 class StopFlag:
@@ -98,9 +98,9 @@ def _keep_log_until(path: Path, step: int) -> None:
     if not path.exists():
         return
     with open(path, newline="") as f:
-        rows = [r for r in csv.DictReader(f) if int(r["step"]) <= step]
+        rows = [r for r in csv.DictReader(f, delimiter="\t") if int(r["step"]) <= step]
     with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, LOG_FIELDS)
+        w = csv.DictWriter(f, LOG_FIELDS, delimiter="\t")
         w.writeheader()
         w.writerows(rows)
 
@@ -184,7 +184,7 @@ def train(cfg: Config, name: str, *, restart: bool = False, paths: RunPaths | No
     autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=t.bf16 and device.type == "cuda")
     new_log = not paths.log.exists()
     log_file = open(paths.log, "a", newline="")
-    log = csv.DictWriter(log_file, LOG_FIELDS)
+    log = csv.DictWriter(log_file, LOG_FIELDS, delimiter="\t")
     if new_log:
         log.writeheader()
     task = cfg.task

@@ -91,9 +91,10 @@ def test_folder_config_trains_with_three_row_panels(tmp_path):
     assert train(cfg, "fold", paths=RunPaths.for_name("fold", tmp_path), progress=False) == "done"
     panel = Image.open(tmp_path / "outputs" / "fold" / "inpaint" / "panel_0000004.png")
     assert panel.mode == "RGB" and panel.size == ((8 * 34 + 2) * 2, (3 * 34 + 2) * 2), "3 rows of 8 pairs"
-    log = (tmp_path / "checkpoints" / "fold" / "log.csv").read_text().splitlines()
-    assert log[0] == "step,epoch,loss,lr,grad_norm,images_per_s,hole_mse,hole_l1,ssim" and len(log) == 3
-    assert all(row.split(",")[8] for row in log[1:]), "SSIM logged"
+    log = (tmp_path / "checkpoints" / "fold" / "log.tsv").read_text().splitlines()
+    assert log[0].split("\t") == ["step", "epoch", "loss", "lr", "grad_norm", "images_per_s", "hole_mse", "hole_l1",
+                                   "ssim"] and len(log) == 3
+    assert all(row.split("\t")[8] for row in log[1:]), "SSIM logged"
 
 
 def test_the_completion_network_lowers_its_loss_on_one_batch():

@@ -12,7 +12,7 @@ from diffusion.process import training_loss
 from diffusion.schedule import make_schedule
 from engine import checkpoint, config
 from engine.ema import EMA
-from engine.trainer import lr_factor
+from engine.trainer import LOG_FIELDS, lr_factor
 from models.model import build_model
 from models.unet import UNet
 from tests.conftest import DATA_ROOT, REPO, TINY
@@ -91,8 +91,8 @@ def test_checkpoint_round_trip(trained):
     assert len(ckpt["optimizer"]["state"]) == len(list(net.parameters()))
     torch.set_rng_state(torch.zeros_like(ckpt["rng"]["torch"]) + ckpt["rng"]["torch"])
     assert torch.equal(torch.get_rng_state(), ckpt["rng"]["torch"])
-    log = (trained / "checkpoints" / "tiny_test" / "log.csv").read_text().splitlines()
-    assert log[0] == "step,epoch,loss,lr,grad_norm,images_per_s,hole_mse,hole_l1,ssim" and [r.split(",")[0] for r in log[1:]] == ["2", "4"]
+    log = (trained / "checkpoints" / "tiny_test" / "log.tsv").read_text().splitlines()
+    assert log[0] == "\t".join(LOG_FIELDS) and [r.split("\t")[0] for r in log[1:]] == ["2", "4"]
 
 
 def _train_cmd(cfg_path, name, *extra):
@@ -143,5 +143,5 @@ def test_killed_run_resumes_bit_identical(tmp_path, tiny_config):
         assert final["step"] == 120
         for part in ("model", "ema", "optimizer", "scheduler"):
             _tensors_equal(final[part], reference[part], f"{name}:{part}")
-        steps = [int(r.split(",")[0]) for r in (tmp_path / "checkpoints" / name / "log.csv").read_text().split()[1:]]
+        steps = [int(r.split("\t")[0]) for r in (tmp_path / "checkpoints" / name / "log.tsv").read_text().splitlines()[1:]]
         assert steps == list(range(2, 121, 2)), "log rows duplicated or lost across the resume"
