@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from dataio import masks
-from dataio.images import load_digits, read_course_npz, value_scale
+from dataio.images import load_digits, read_course_npz, read_npz, value_scale
 from dataio.mnist import EVAL_SEED, eval_indices, load_mnist
 from engine.checkpoint import versions
 from engine.errors import ArgumentParser, UserError, exit_on_user_error
@@ -114,11 +114,7 @@ def load_completions(path: Path) -> dict:
     """images uint8 (N, 28, 28), indices (N,), masks bool (N, 28, 28) from sample.py --task inpaint."""
     if not path.is_file():
         raise UserError(f"{path} not found; run sample.py --task inpaint first or pass --samples COMPLETIONS.npz")
-    try:
-        with np.load(path) as z:
-            arrays = {k: z[k] for k in z.files}
-    except Exception as e:
-        raise UserError(f"{path} is not a readable npz file ({type(e).__name__}); rerun sample.py --task inpaint") from None
+    arrays = read_npz(path, fix="rerun sample.py --task inpaint")
     missing = [k for k in ("images", "indices", "masks") if k not in arrays]
     if missing:
         raise UserError(f"{path} has no {', '.join(missing)}; completions need images, indices and masks "

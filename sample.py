@@ -32,7 +32,7 @@ from engine import checkpoint, config
 from engine.errors import ArgumentParser, UserError, exit_on_user_error
 from engine.fileio import atomic_dir, check_name, ensure_dir, sha256_file, write_json
 from engine.generation import generate, pick_device
-from engine.inpainting import complete
+from engine.inpainting import complete, panel_rows
 from models.model import build_model
 
 PANEL_DIGITS, PANEL_SAMPLES = 10, 3
@@ -185,12 +185,12 @@ def inpaint_test_digits(args, cfg, model, device, name: str, source: dict) -> in
     start = time.perf_counter()
     done = complete(model, cfg, originals, mask, gen, batch_size=s.batch_size, device=device, mean_of=s.mean_of)
     seconds = time.perf_counter() - start
-    rows = [originals[:PANEL_DIGITS].masked_fill(mask[:PANEL_DIGITS, 0], 0).numpy(), done[:PANEL_DIGITS]]
+    rows = [done[:PANEL_DIGITS]]
     if cfg.task.name != "complete":  # more draws of the same digits show the spread of the posterior
         for _ in range(PANEL_SAMPLES - 1):
             rows.append(complete(model, cfg, originals[:PANEL_DIGITS], mask[:PANEL_DIGITS], gen,
                                  batch_size=s.batch_size, device=device, mean_of=s.mean_of, progress=False))
-    save_rows(out_dir / "samples.png", [*rows, originals[:PANEL_DIGITS].numpy()])
+    save_rows(out_dir / "samples.png", panel_rows(originals[:PANEL_DIGITS], mask[:PANEL_DIGITS], rows))
     save_npz(out_dir / "completions.npz", images=done, indices=indices.numpy(), masks=mask[:, 0].numpy())
     write_json(out_dir / "completions.json", {
         "student_name": name, "n": len(indices), "seed": seed, "method": method_name(cfg), **source,

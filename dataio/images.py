@@ -94,18 +94,22 @@ def load_digits(path: str | Path) -> np.ndarray:
     raise UserError(f"samples {path} not found (expected a folder of PNGs or an .npz); run sample.py first")
 
 
-def read_npz_images(path: Path) -> tuple[str, np.ndarray]:
-    """(key, array) of an npz: the array under "images", or its only array; else a UserError."""
+def read_npz(path: Path, fix: str = "re-save it with numpy.savez") -> dict[str, np.ndarray]:
+    """Every array of an npz file; an unreadable file is a UserError ending in `fix`."""
     try:
         with np.load(path) as z:
-            files = z.files
-            key = "images" if "images" in files else (files[0] if len(files) == 1 else None)
-            arr = z[key] if key else None
+            return {k: z[k] for k in z.files}
     except Exception as e:
-        raise UserError(f"{path} is not a readable npz file ({type(e).__name__}); re-save it with numpy.savez") from None
-    if arr is None:
-        raise UserError(f"{path} has arrays {files} but no 'images'; save the digits under the key images")
-    return key, arr
+        raise UserError(f"{path} is not a readable npz file ({type(e).__name__}); {fix}") from None
+
+
+def read_npz_images(path: Path) -> tuple[str, np.ndarray]:
+    """(key, array) of an npz: the array under "images", or its only array; else a UserError."""
+    arrays = read_npz(path)
+    key = "images" if "images" in arrays else (next(iter(arrays)) if len(arrays) == 1 else None)
+    if key is None:
+        raise UserError(f"{path} has arrays {list(arrays)} but no 'images'; save the digits under the key images")
+    return key, arrays[key]
 
 
 def read_course_npz(path: Path) -> tuple[str, np.ndarray]:

@@ -15,6 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from dataio import masks as masks_mod
+from dataio.images import displayable
 from dataio.mnist import to_model_range, to_uint8
 from diffusion.inpaint import inpaint
 from diffusion.process import config_loss
@@ -112,3 +113,10 @@ def complete(model, cfg, images: torch.Tensor, masks: torch.Tensor, generator: t
             out.append(to_uint8(x).numpy())
             bar.update(b)
     return np.concatenate(out)
+
+
+def panel_rows(originals: torch.Tensor, masks: torch.Tensor, completions: list[np.ndarray]) -> list[np.ndarray]:
+    """Rows of an inpainting panel (for dataio.images.save_rows): the inputs with the hole black,
+    each row of completions, the originals. originals uint8 (N, H, W) or (N, C, H, W)."""
+    shown = originals.masked_fill(masks if originals.dim() == 4 else masks[:, 0], 0)
+    return [displayable(a) for a in (shown.numpy(), *completions, originals.numpy())]

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from dataio import masks
 from dataio.folder import load_pairs
-from dataio.images import displayable, save_grid, save_rows
+from dataio.images import save_grid, save_rows
 from dataio.mnist import batch_indices, load_mnist, to_model_range
 from diffusion.process import config_loss
 from diffusion.schedule import from_config
@@ -130,8 +130,7 @@ def _panel(model, cfg: Config, originals: torch.Tensor, m: torch.Tensor, device)
     """Rows of an inpainting panel: masked inputs, completions, originals (uint8, for save_rows)."""
     gen = torch.Generator().manual_seed(cfg.sample.seed)
     done = inpainting.complete(model, cfg, originals, m, gen, batch_size=len(originals), device=device, progress=False)
-    shown = originals.masked_fill(m if originals.dim() == 4 else m[:, 0], 0)
-    return [displayable(a) for a in (shown.numpy(), done, originals.numpy())]
+    return inpainting.panel_rows(originals, m, [done])
 
 
 def train(cfg: Config, name: str, *, restart: bool = False, paths: RunPaths | None = None,

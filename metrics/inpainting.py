@@ -48,10 +48,15 @@ def ssim_map(a: torch.Tensor, b: torch.Tensor, window: int = 7, sigma: float = 1
     return (2 * mu_a * mu_b + c1) * (2 * cov + c2) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
 
 
-def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 7, sigma: float = 1.5) -> torch.Tensor:
-    """Per-image mean SSIM over the pixels at least window // 2 from the border (scikit-image's mean)."""
+def interior_mean(s_map: torch.Tensor, window: int = 7) -> torch.Tensor:
+    """Per-image mean of an SSIM map over the pixels at least window // 2 from the border (scikit-image's mean)."""
     p = window // 2
-    return ssim_map(a, b, window, sigma)[..., p:-p, p:-p].flatten(1).mean(1)
+    return s_map[..., p:-p, p:-p].flatten(1).mean(1)
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 7, sigma: float = 1.5) -> torch.Tensor:
+    """Per-image mean SSIM, averaged like scikit-image (see interior_mean)."""
+    return interior_mean(ssim_map(a, b, window, sigma), window)
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -77,7 +82,7 @@ def per_image(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> d
         "hole_mse": hole_mse, "hole_l1": masked_mean(err.abs(), mask), "hole_psnr": psnr(hole_mse),
         "hole_ssim": masked_mean(s_map, mask),
         "whole_mse": whole_mse, "whole_l1": err.abs().flatten(1).mean(1), "whole_psnr": psnr(whole_mse),
-        "whole_ssim": ssim(pred, target),
+        "whole_ssim": interior_mean(s_map),
     }
 
 
