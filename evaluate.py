@@ -7,6 +7,8 @@
 generate reads outputs/NAME/samples/ (PNG files), else outputs/NAME/samples.npz, or --samples
 FOLDER_OR_NPZ, and writes results/NAME.json: FID (with its bootstrap spread and the measured floor),
 precision/recall, density/coverage, KID, the class histogram and the mean classifier confidence.
+Two-moons samples (an npz with "points") get MMD, energy distance and sliced Wasserstein-1 against
+the 5,000-point target instead, each also as a multiple of the sampling floor.
 inpaint reads outputs/NAME/inpaint/completions.npz (written by sample.py --task inpaint) and writes
 results/NAME_inpaint.json: MSE, L1, PSNR and SSIM on the hole and on the whole image, in [0, 1]
 units, over the first --n_eval test digits that --seed picks. course prints the course's score, the
@@ -24,6 +26,7 @@ import torch
 from dataio import masks
 from dataio.images import load_digits, read_course_npz, read_npz, value_scale
 from dataio.mnist import EVAL_SEED, eval_indices, load_mnist
+from engine import moons
 from engine.checkpoint import versions
 from engine.errors import ArgumentParser, UserError, exit_on_user_error
 from engine.fileio import check_name, ensure_dir, write_json
@@ -69,6 +72,8 @@ def main(argv=None) -> int:
     if args.task == "inpaint":
         return evaluate_inpainting(args, name)
     src = Path(args.samples) if args.samples else find_samples(name, Path(args.out_root))
+    if src.suffix == ".npz" and src.is_file() and "points" in read_npz(src):
+        return evaluate_points(args, name, src)
     images = load_digits(src)
     results_dir = ensure_dir(args.results)
 
@@ -107,6 +112,16 @@ def main(argv=None) -> int:
           f"(floor {metrics['fid_floor_mean']:.3f}, x{metrics['fid_over_floor']:.2f}), "
           f"precision {metrics['precision']:.3f}, recall {metrics['recall']:.3f}, "
           f"KID {metrics['kid_mean']:.5f}, {n} samples -> {results_dir / (name + '.json')}")
+    return 0
+
+
+def evaluate_points(args, name: str, src: Path) -> int:
+    points, noise = moons.load_samples(src)
+    meta_path = src.parent / "samples.json"
+    out = ensure_dir(args.results) / f"{name}.json"
+    metrics = moons.write_result(out, name, points, noise, ensure_dir(args.cache_dir), str(src),
+                                 json.loads(meta_path.read_text()) if meta_path.is_file() else None)
+    print(f"{moons.summary(name, metrics)}, {len(points)} points -> {out}")
     return 0
 
 

@@ -35,7 +35,7 @@ def load_results(folder: Path) -> tuple[list[dict], list[dict], list[str]]:
             r = json.loads(path.read_text())
             if not isinstance(r, dict):
                 raise ValueError("not a JSON object")
-            if r.get("task") == "course":
+            if r.get("task") in ("course", "moons"):  # scores of other kinds (moons: scripts/moons_table.py)
                 continue
             is_inpaint = r.get("task") == "inpaint"
             missing = [k for k in (INPAINT_KEYS if is_inpaint else REQUIRED_KEYS) if k not in r]

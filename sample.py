@@ -9,6 +9,8 @@
 
 generate writes outputs/NAME/samples/00000.png..., outputs/NAME/samples.npz (uint8 N x 28 x 28,
 key "images"), outputs/NAME/grid.png (first 100) and outputs/NAME/samples.json (what made them).
+A two-moons checkpoint (data.name: moons) writes outputs/NAME/samples.npz (float32 N x 2, key
+"points") and the plots moons.png (target vs generated), generated.png and reverse.png.
 inpaint completes N MNIST test digits (chosen by --seed, default 42, as evaluate.py expects) and
 writes outputs/NAME/inpaint/completions.npz (images, indices, masks), completions.json and
 samples.png (rows: masked input, completions (3 draws for diffusion), original). Any checkpoint works: task
@@ -27,8 +29,8 @@ import torch
 from dataio import masks
 from dataio.images import read_course_npz, save_grid, save_npz, save_rows, value_scale, write_png_folder
 from dataio.mnist import EVAL_SEED, eval_indices, load_mnist
-from diffusion.samplers import SAMPLERS, SPACINGS
-from engine import checkpoint, config
+from diffusion.samplers import SAMPLERS, SIGMAS, SPACINGS
+from engine import checkpoint, config, moons
 from engine.errors import ArgumentParser, UserError, exit_on_user_error
 from engine.fileio import atomic_dir, check_name, ensure_dir, sha256_file, write_json
 from engine.generation import generate, pick_device
@@ -49,6 +51,7 @@ def parse(argv):
     p.add_argument("--steps", type=int, help="denoising steps (default: sample.steps)")
     p.add_argument("--eta", type=float, help="DDIM noise scale (default: sample.eta)")
     p.add_argument("--spacing", choices=SPACINGS, help="timestep spacing (default: sample.spacing)")
+    p.add_argument("--sigmas", choices=SIGMAS, help="euler/heun noise levels (default: sample.sigmas)")
     p.add_argument("--batch_size", type=int, help="default: sample.batch_size")
     p.add_argument("--seed", type=int, help=f"default: sample.seed; inpaint: {EVAL_SEED} (evaluate.py's test digits)")
     p.add_argument("--guidance", type=float, help="classifier-free guidance weight (class-conditional models)")
@@ -110,6 +113,7 @@ def generate_digits(args, cfg, model, device, name: str, source: dict) -> int:
                         "use --task inpaint or --task course")
     n = args.num_samples or s.num_samples
     sampler, steps, spacing = args.sampler or s.sampler, args.steps or s.steps, args.spacing or s.spacing
+    sigmas = args.sigmas or s.sigmas
     eta = s.eta if args.eta is None else args.eta
     seed = s.seed if args.seed is None else args.seed
     batch_size = args.batch_size or s.batch_size
@@ -127,19 +131,25 @@ def generate_digits(args, cfg, model, device, name: str, source: dict) -> int:
                         "zero_terminal_snr; use ddim, ddpm or dpmpp_2m")
     out_dir = ensure_dir(Path(args.out_root) / name)  # checked before the long part, after the cheap checks
 
+    if cfg.data.name == "moons":
+        moons.sample_and_save(model, cfg, out_dir, {"student_name": name, **source, "device": str(device)}, n=n,
+                              seed=seed, device=device, sampler=sampler, steps=steps, spacing=spacing,
+                              sigmas=sigmas, eta=eta, batch_size=batch_size)
+        print(f"{n} points -> {out_dir}/samples.npz; plots: {out_dir}/moons.png, {out_dir}/generated.png, "
+              f"{out_dir}/reverse.png")
+        return 0
     start = time.perf_counter()
     images = generate(model, cfg, n, seed=seed, sampler=sampler, steps=steps, eta=eta, batch_size=batch_size,
-                      device=device, spacing=spacing, guidance=guidance, digit=digit)
+                      device=device, spacing=spacing, sigmas=sigmas, guidance=guidance, digit=digit)
     seconds = time.perf_counter() - start
-
+    meta = {"student_name": name, "num_samples": int(n), **source, "sampler": sampler, "steps": steps,
+            "spacing": spacing, "sigmas": sigmas, "eta": eta, "guidance": guidance, "digit": digit, "seed": seed,
+            "batch_size": batch_size, **_timing(device, seconds, n)}
     with atomic_dir(out_dir / "samples") as tmp:
         write_png_folder(tmp, images)
     save_npz(out_dir / "samples.npz", images=images)
     save_grid(out_dir / "grid.png", images[:100], nrow=10)
-    write_json(out_dir / "samples.json", {
-        "student_name": name, "num_samples": int(n), **source,
-        "sampler": sampler, "steps": steps, "spacing": spacing, "eta": eta, "guidance": guidance, "digit": digit,
-        "seed": seed, "batch_size": batch_size, **_timing(device, seconds, n)})
+    write_json(out_dir / "samples.json", meta)
     print(f"{n} samples in {seconds:.1f}s ({n / seconds:.1f} img/s) -> {out_dir}/samples/, "
           f"{out_dir}/samples.npz; grid: {out_dir}/grid.png")
     return 0
@@ -162,6 +172,8 @@ def completion_config(args, cfg, ckpt_path) -> None:
     flags = {"sample.steps": args.steps, "sample.eta": args.eta, "sample.spacing": args.spacing,
              "sample.batch_size": args.batch_size, "sample.mean_of": args.mean_of,
              "task.mask": COURSE_MASK if args.task == "course" else args.mask, "task.mask_size": args.mask_size}
+    if cfg.data.name == "moons":
+        raise UserError(f"{ckpt_path} generates 2D points (data.name=moons); --task {args.task} completes MNIST digits")
     if (cfg.data.channels, cfg.data.image_size) != (1, 28):
         raise UserError(f"{ckpt_path} was trained on {cfg.data.channels} x {cfg.data.image_size} x "
                         f"{cfg.data.image_size} images; --task {args.task} completes 28 x 28 MNIST digits")

@@ -1,6 +1,7 @@
 """MNIST as uint8 tensors in memory, and a deterministic, resumable batch order."""
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import torch
@@ -43,8 +44,13 @@ def batch_indices(n: int, batch_size: int, seed: int, index: int) -> torch.Tenso
     if per_epoch == 0:
         raise UserError(f"the training set has {n} images, fewer than one batch of {batch_size}")
     epoch, b = divmod(index, per_epoch)
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
-    return perm[b * batch_size:(b + 1) * batch_size]
+    return _epoch_order(n, seed, epoch)[b * batch_size:(b + 1) * batch_size]
+
+
+@functools.lru_cache(maxsize=2)
+def _epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The permutation of epoch `epoch`, drawn once (read-only: callers only index with it)."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
 
 
 EVAL_SEED = 42  # seed 000's evaluation seed: which test digits an inpainting evaluation uses

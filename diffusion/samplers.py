@@ -3,7 +3,9 @@
 - ddpm: ancestral sampling from the posterior q(x_prev | x_t, x0) (Ho et al. 2020, arXiv:2006.11239)
 - ddim: DDIM with noise scale eta (Song et al. 2021, arXiv:2010.02502)
 - dpmpp_2m: DPM-Solver++(2M), multistep data-prediction solver (Lu et al. 2022, arXiv:2211.01095)
-- euler, heun: first/second-order ODE steps on the Karras sigma schedule (Karras et al. 2022, arXiv:2206.00364)
+- euler, heun: first/second-order ODE steps (Karras et al. 2022, arXiv:2206.00364) on the Karras sigma
+  schedule, or (sigmas="discrete") on the sigmas of the training levels picked by the spacing, as
+  diffusers' EulerDiscreteScheduler does by default (the two-moons seed's sampler)
 
 ddpm, ddim and dpmpp_2m walk an explicit list of (t, t_prev) level pairs whose last pair lands on
 t = 0 (clean data); euler and heun walk sigmas from sigma_max down to 0 and query the network at
@@ -22,6 +24,7 @@ from diffusion.schedule import Schedule
 
 SAMPLERS = ("ddim", "ddpm", "dpmpp_2m", "euler", "heun")
 SPACINGS = ("trailing", "uniform", "leading")
+SIGMAS = ("karras", "discrete")
 
 
 def timestep_pairs(T: int, steps: int, spacing: str = "trailing") -> list[tuple[int, int]]:
@@ -91,6 +94,17 @@ def karras_sigmas(sigma_min: float, sigma_max: float, steps: int, rho: float = 7
     return [float(s) for s in (hi + ramp * (lo - hi)) ** rho] + [0.0]
 
 
+def discrete_levels(T: int, steps: int, spacing: str) -> list[float]:
+    """The levels euler/heun visit with sigmas="discrete": `uniform` is diffusers' "linspace" without
+    rounding, S levels evenly spaced in [1, T] (fractional when S does not divide T - 1); trailing and
+    leading are the integer levels of timestep_pairs."""
+    if spacing == "uniform":
+        if not 1 <= steps <= T:
+            raise ValueError(f"steps must be in 1..{T}, got {steps}")
+        return [float(t) for t in np.linspace(1, T, steps)[::-1]]
+    return [float(t) for t, _ in timestep_pairs(T, steps, spacing)]
+
+
 def sigma_to_level(sched: Schedule, sigma: float) -> float:
     """Fractional level t in [1, T] whose sigma = sqrt((1 - ab) / ab) is `sigma`, interpolating
     linearly in log sigma between integer levels (as diffusers' _sigma_to_t does)."""
@@ -128,55 +142,81 @@ def predictor(denoiser, shape, prediction: str, clip_x0: bool, self_cond: bool, 
 @torch.inference_mode()
 def sample(denoiser, sched: Schedule, shape, generator: torch.Generator, *, sampler: str = "ddim", steps: int = 50,
            eta: float = 0.0, prediction: str = "eps", clip_x0: bool = True, spacing: str = "trailing",
-           self_cond: bool = False, device="cpu", dtype=torch.float32, progress: bool = False) -> torch.Tensor:
+           self_cond: bool = False, sigmas: str = "karras", device="cpu", dtype=torch.float32, progress: bool = False,
+           callback=None) -> torch.Tensor:
     """Draw samples of `shape` from noise. `denoiser(x_t, t)` returns the network output for
     prediction target `prediction`; t is a float tensor of levels in [1, T]. With self_cond the
-    denoiser gets [x_t, previous x0 estimate] stacked on dim 1 (zeros at the first call)."""
+    denoiser gets [x_t, previous x0 estimate] stacked on dim 1 (zeros at the first call).
+    `sigmas` picks the euler/heun noise levels (see discrete_levels). `callback(level, x_t)`, if
+    given, sees the start and the state after each step (x_t = a x0 + s eps at that level)."""
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
     randn = lambda: torch.randn(shape, generator=generator, dtype=dtype).to(device)
     predict = predictor(denoiser, shape, prediction, clip_x0, self_cond, device, dtype)
 
+    if sigmas not in SIGMAS:
+        raise ValueError(f"unknown sigmas {sigmas!r}; choose one of {', '.join(SIGMAS)}")
+    callback = callback or (lambda level, x: None)
     if sampler in ("euler", "heun"):
-        return _sample_karras(predict, sched, randn, sampler, steps, progress)
+        return _sample_karras(predict, sched, randn, sampler, steps, sigmas, spacing, progress, callback)
 
     ab = sched.alpha_bar.tolist()
+    pairs = timestep_pairs(sched.T, steps, spacing)
     x = randn()
+    callback(float(pairs[0][0]), x)
     x0_prev = h_last = None
-    for t, t_prev in tqdm(timestep_pairs(sched.T, steps, spacing), desc=sampler, leave=False, disable=not progress):
+    for t, t_prev in tqdm(pairs, desc=sampler, leave=False, disable=not progress):
         x0, eps = predict(x, t, ab[t] ** 0.5, (1 - ab[t]) ** 0.5)
         if sampler == "dpmpp_2m":
             x, h_last = dpmpp_2m_step(x, x0, x0_prev, ab[t], ab[t_prev], h_last)
             x0_prev = x0
-            continue
-        noise = randn() if t_prev > 0 and (sampler == "ddpm" or eta > 0) else None
-        if sampler == "ddim":
-            x = ddim_step(x0, eps, ab[t], ab[t_prev], eta, noise)
         else:
-            x = ddpm_step(x0, x, ab[t], ab[t_prev], noise)
+            noise = randn() if t_prev > 0 and (sampler == "ddpm" or eta > 0) else None
+            if sampler == "ddim":
+                x = ddim_step(x0, eps, ab[t], ab[t_prev], eta, noise)
+            else:
+                x = ddpm_step(x0, x, ab[t], ab[t_prev], noise)
+        callback(float(t_prev), x)
     return x
 
 
-def _sample_karras(predict, sched: Schedule, randn, sampler: str, steps: int, progress: bool) -> torch.Tensor:
-    ab = sched.alpha_bar
-    if ab[-1] <= 0:
+def sigma_levels(sched: Schedule, steps: int, sigmas: str, spacing: str) -> list[tuple[float, float]]:
+    """(sigma, level) pairs from sigma_max down to (0, 0) for euler/heun: Karras sigmas with the
+    levels that match them, or the sigmas of discrete_levels (interpolated linearly in the level,
+    as diffusers' interpolation_type="linear")."""
+    ab = sched.alpha_bar[1:]
+    sig = ((1 - ab) / ab).sqrt().numpy()
+    if sigmas == "karras":
+        pairs = [(s, sigma_to_level(sched, s)) for s in karras_sigmas(float(sig[0]), float(sig[-1]), steps)[:-1]]
+    else:
+        levels = discrete_levels(sched.T, steps, spacing)
+        pairs = [(float(np.interp(t, np.arange(1, sched.T + 1), sig)), t) for t in levels]
+    return pairs + [(0.0, 0.0)]
+
+
+def _sample_karras(predict, sched: Schedule, randn, sampler: str, steps: int, sigmas: str, spacing: str,
+                   progress: bool, callback) -> torch.Tensor:
+    if sched.alpha_bar[-1] <= 0:
         raise ValueError(f"{sampler} needs a finite sigma_max; with zero_terminal_snr use ddim, ddpm or dpmpp_2m")
-    sig = ((1 - ab[1:]) / ab[1:]).sqrt()
-    sigmas = karras_sigmas(sig[0].item(), sig[-1].item(), steps)
+    pairs = sigma_levels(sched, steps, sigmas, spacing)
+    scale = lambda sigma: 1 / math.sqrt(1 + sigma ** 2)  # x_t = x~ / sqrt(1 + sigma^2)
 
-    def eps_at(x_ve, sigma):
-        a = 1 / math.sqrt(1 + sigma ** 2)
-        return predict(x_ve * a, sigma_to_level(sched, sigma), a, sigma * a)
+    def eps_at(x_ve, sigma, level):
+        a = scale(sigma)
+        return predict(x_ve * a, level, a, sigma * a)
 
-    x = randn() * math.sqrt(1 + sigmas[0] ** 2)
-    for sigma, sigma_next in tqdm(list(zip(sigmas[:-1], sigmas[1:])), desc=sampler, leave=False, disable=not progress):
-        x0, eps = eps_at(x, sigma)
+    x = randn() / scale(pairs[0][0])
+    callback(pairs[0][1], x * scale(pairs[0][0]))
+    for (sigma, level), (sigma_next, level_next) in tqdm(list(zip(pairs[:-1], pairs[1:])), desc=sampler, leave=False,
+                                                         disable=not progress):
+        x0, eps = eps_at(x, sigma, level)
         if sigma_next == 0:
             x = x0  # the Euler step to sigma = 0 lands exactly on the data estimate
         elif sampler == "euler":
             x = euler_step(x, eps, sigma, sigma_next)
         else:
             x_euler = euler_step(x, eps, sigma, sigma_next)
-            _, eps_next = eps_at(x_euler, sigma_next)
+            _, eps_next = eps_at(x_euler, sigma_next, level_next)
             x = euler_step(x, (eps + eps_next) / 2, sigma, sigma_next)
+        callback(level_next, x * scale(sigma_next))
     return x

@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from diffusion.process import TARGETS, WEIGHTINGS
-from diffusion.samplers import SAMPLERS, SPACINGS
+from diffusion.samplers import SAMPLERS, SIGMAS, SPACINGS
 from diffusion.schedule import SCHEDULES
 from dataio import masks
 from engine.errors import UserError
@@ -24,7 +24,7 @@ from models.model import REGISTRY
 
 @dataclass
 class ModelConfig:
-    name: str = "unet"  # a key of models.model.REGISTRY: unet | transformer | completion
+    name: str = "unet"  # a key of models.model.REGISTRY: unet | transformer | completion | mlp
     channels: int = 64  # width of the first UNet level; completion: hidden channels
     channel_mult: list[int] = field(default_factory=lambda: [1, 2, 2])  # per level; 28 -> 14 -> 7
     num_res_blocks: int = 2  # residual blocks per level
@@ -32,8 +32,8 @@ class ModelConfig:
     num_heads: int = 4  # attention heads (both models)
     dropout: float = 0.1  # both models
     patch_size: int = 4  # transformer: p x p patches; must divide 28
-    width: int = 192  # transformer: token width
-    depth: int = 6  # transformer: blocks; completion: gated layers
+    width: int = 192  # transformer: token width; mlp: hidden units
+    depth: int = 6  # transformer: blocks; completion: gated layers; mlp: residual blocks
     pos_embed: str = "sincos"  # transformer: sincos (fixed) | learned
     num_classes: int = 0  # > 0: class-conditional (10 for MNIST digits), for classifier-free guidance
 
@@ -77,7 +77,7 @@ class TrainConfig:
 
 @dataclass
 class DataConfig:
-    kind: str = "mnist"  # mnist | folder (seed 002's occluded/original image pairs; task.name: complete)
+    name: str = "mnist"  # mnist | folder (seed 002's occluded/original image pairs; task.name: complete) | moons (2D)
     root: str = "data"  # torchvision MNIST root (files under ROOT/MNIST/raw)
     download: bool = True
     subset: int = 0  # train on the first N training images; 0 = all
@@ -86,11 +86,15 @@ class DataConfig:
     image_size: int = 28  # folder: images are resized to image_size x image_size
     channels: int = 1  # image channels: 1 (MNIST, grayscale) or 3 (RGB folders)
     mask_thresh: float = 0.05  # folder: the mask is where occluded and original differ by more (in [0, 1])
+    n: int = 50000  # moons: training points (make_moons(n, noise, seed))
+    noise: float = 0.05  # moons: std of the Gaussian noise on each coordinate (also of the evaluation target)
+    seed: int = -1  # moons: seed of the training set; -1 = train.seed
 
 
 @dataclass
 class SampleConfig:
     sampler: str = "ddim"  # ddim | ddpm | dpmpp_2m | euler | heun
+    sigmas: str = "karras"  # euler/heun: karras (Karras et al. 2022) | discrete (the training levels, as diffusers' EulerDiscreteScheduler)
     spacing: str = "trailing"  # trailing | uniform | leading (see diffusion/samplers.py:timestep_pairs)
     steps: int = 50
     eta: float = 0.0  # DDIM noise: 0 deterministic, 1 = DDPM posterior variance
@@ -145,7 +149,8 @@ CHOICES = {
     "sample.sampler": SAMPLERS,
     "sample.spacing": SPACINGS,
     "task.name": TASKS,
-    "data.kind": ("mnist", "folder"),
+    "data.name": ("mnist", "folder", "moons"),
+    "sample.sigmas": SIGMAS,
     "task.mask": masks.MASKS,
 }
 
@@ -304,10 +309,19 @@ def validate(cfg: Config, where: str) -> None:
              f"0 for task.name={k.name} (class labels are for generation)", m.num_classes, where)
     dd = cfg.data
     _require(dd.channels in (1, 3), "data.channels", "1 or 3", dd.channels, where)
-    _require(dd.kind == "folder" or (dd.channels, dd.image_size) == (1, 28), "data.kind",
-             "folder for images other than 1 x 28 x 28 (MNIST is grayscale 28 x 28)", dd.kind, where)
-    _require(dd.kind == "mnist" or k.name == "complete", "data.kind",
-             "mnist unless task.name=complete (folder pairs train completion networks)", dd.kind, where)
+    _require(dd.name == "folder" or (dd.channels, dd.image_size) == (1, 28), "data.name",
+             "folder for images other than 1 x 28 x 28 (MNIST is grayscale 28 x 28)", dd.name, where)
+    _require(dd.name != "folder" or k.name == "complete", "data.name",
+             "mnist unless task.name=complete (folder pairs train completion networks)", dd.name, where)
+    moons = dd.name == "moons"
+    _require(moons == (m.name == "mlp"), "model.name", "mlp for data.name=moons, and only then (2D points "
+             "need the MLP; the other models take images)", m.name, where)
+    _require(not moons or k.name == "generate", "task.name", "generate for data.name=moons", k.name, where)
+    _require(not moons or not s.clip_x0, "sample.clip_x0", "false for data.name=moons (points are not images "
+             "in [-1, 1])", s.clip_x0, where)
+    _require(not moons or not d.self_cond, "diffusion.self_cond", "false for data.name=moons (its estimate is "
+             "clamped to the image range [-1, 1])", d.self_cond, where)
+    _require(dd.n >= 2 and dd.noise >= 0, "data.n", ">= 2, with data.noise >= 0", (dd.n, dd.noise), where)
     _require(dd.image_size >= 8, "data.image_size", ">= 8", dd.image_size, where)
     _require(0 <= dd.mask_thresh < 1, "data.mask_thresh", "in [0, 1)", dd.mask_thresh, where)
     _require(m.name != "completion" or k.name == "complete", "model.name",

@@ -1,4 +1,4 @@
-"""Compose a trained network, its diffusion config and a sampler into uint8 digits."""
+"""Compose a trained network, its diffusion config and a sampler into uint8 digits (or 2D points)."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,8 +9,7 @@ from dataio.mnist import to_uint8
 from diffusion import samplers
 from diffusion.schedule import from_config
 from engine.errors import UserError
-
-IMAGE_SHAPE = (1, 28, 28)
+from models.model import POINT_DIM
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -47,27 +46,39 @@ def guided(model: torch.nn.Module, y: torch.Tensor, w: float, num_classes: int):
     return denoiser
 
 
+def sample_shape(cfg) -> tuple[int, ...]:
+    """The shape of one sample: (2,) for data.name: moons, else (channels, size, size)."""
+    d = cfg.data
+    return (POINT_DIM,) if d.name == "moons" else (d.channels, d.image_size, d.image_size)
+
+
 def generate(model: torch.nn.Module, cfg, n: int, *, seed: int, sampler: str, steps: int, eta: float,
-             batch_size: int, device: torch.device, spacing: str | None = None, guidance: float | None = None,
-             digit: int | None = None, progress: bool = True) -> np.ndarray:
-    """n digits as uint8 (n, 28, 28). Batches draw their noise from one CPU generator seeded
-    with `seed`, so the result is a function of (weights, seed, sampler, steps, eta, batch_size).
-    Class-conditional models get balanced labels, or only `digit`, guided with weight `guidance`."""
+             batch_size: int, device: torch.device, spacing: str | None = None, sigmas: str | None = None,
+             guidance: float | None = None, digit: int | None = None, progress: bool = True,
+             callback=None) -> np.ndarray:
+    """n digits as uint8 (n, 28, 28), or for data.name: moons n points as float32 (n, 2). Batches
+    draw their noise from one CPU generator seeded with `seed`, so the result is a function of
+    (weights, seed, sampler, steps, eta, batch_size). Class-conditional models get balanced labels,
+    or only `digit`, guided with weight `guidance`. `callback(batch_start, level, x_t)` sees every
+    intermediate state (see diffusion.samplers.sample)."""
     sched = from_config(cfg.diffusion)
     gen = torch.Generator().manual_seed(seed)
     conditional = cfg.model.num_classes > 0
     labels = class_labels(n, cfg.sample.digit if digit is None else digit).to(device) if conditional else None
     w = cfg.sample.guidance if guidance is None else guidance
+    points = cfg.data.name == "moons"
     model.eval()
     out = []
-    with tqdm(total=n, desc=f"{sampler} x{steps}", unit="img", disable=not progress) as bar:
+    with tqdm(total=n, desc=f"{sampler} x{steps}", unit="pt" if points else "img", disable=not progress) as bar:
         for start in range(0, n, batch_size):
             b = min(batch_size, n - start)
             denoiser = guided(model, labels[start:start + b], w, cfg.model.num_classes) if conditional else model
-            x = samplers.sample(denoiser, sched, (b, *IMAGE_SHAPE), gen, sampler=sampler, steps=steps, eta=eta,
+            step_hook = (lambda level, x, start=start: callback(start, level, x)) if callback else None
+            x = samplers.sample(denoiser, sched, (b, *sample_shape(cfg)), gen, sampler=sampler, steps=steps, eta=eta,
                                 prediction=cfg.diffusion.prediction, clip_x0=cfg.sample.clip_x0,
-                                spacing=spacing or cfg.sample.spacing, self_cond=cfg.diffusion.self_cond,
-                                device=device, progress=progress)
-            out.append(to_uint8(x).numpy())
+                                spacing=spacing or cfg.sample.spacing, sigmas=sigmas or cfg.sample.sigmas,
+                                self_cond=cfg.diffusion.self_cond, device=device, progress=progress,
+                                callback=step_hook)
+            out.append(x.float().cpu().numpy() if points else to_uint8(x).numpy())
             bar.update(b)
     return np.concatenate(out)

@@ -9,15 +9,20 @@ from __future__ import annotations
 from torch import nn
 
 from models.completion import CompletionNet
+from models.mlp import MLPDenoiser
 from models.transformer import DiT
 from models.unet import UNet
+
+POINT_DIM = 2  # data.name: moons holds 2D points, one "channel" per coordinate
+
 
 def inputs(cfg) -> dict:
     """What every network is told about its inputs: channels in and out, and the class count.
     In: the noisy image (task generate/inpaint; doubled by self-conditioning, which feeds the last
     clean-image estimate back), then for task inpaint/complete the masked image and the mask, plus
     two coordinate channels with task.coord_conv (the layout of engine.inpainting.conditioning)."""
-    task, image = cfg.task, cfg.data.channels
+    task = cfg.task
+    image = POINT_DIM if cfg.data.name == "moons" else cfg.data.channels
     noisy = 0 if task.name == "complete" else image * (2 if cfg.diffusion.self_cond else 1)
     cond = 0 if task.name == "generate" else image + 1 + (2 if task.coord_conv else 0)
     return {"image_channels": image, "in_channels": noisy + cond, "num_classes": cfg.model.num_classes}
@@ -41,10 +46,17 @@ def build_completion(cfg) -> nn.Module:
     return CompletionNet(hidden=cfg.model.channels, depth=cfg.model.depth, **inputs(cfg))
 
 
+def build_mlp(cfg) -> nn.Module:
+    """For 2D points (data.name: moons): model.width hidden units, model.depth residual blocks."""
+    m = cfg.model
+    return MLPDenoiser(width=m.width, depth=m.depth, dropout=m.dropout, **inputs(cfg))
+
+
 REGISTRY = {
     "unet": build_unet,
     "transformer": build_transformer,
     "completion": build_completion,
+    "mlp": build_mlp,
 }
 
 

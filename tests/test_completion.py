@@ -133,6 +133,6 @@ def test_completion_config_errors(tmp_path):
     cfg = REPO / "configs" / "completion_mnist.yaml"
     base = ["train.py", "--config", cfg, "--student_name", "c"]
     assert_user_error(run(*base, "task.name=inpaint", cwd=tmp_path), "model.name", "no time input")
-    assert_user_error(run(*base, "data.channels=3", cwd=tmp_path), "data.kind")
+    assert_user_error(run(*base, "data.channels=3", cwd=tmp_path), "data.name")
     assert_user_error(run("train.py", "--config", REPO / "configs" / "completion_folder.yaml", "--student_name", "f",
                           "data.occluded_dir=nowhere", cwd=tmp_path), "nowhere not found")

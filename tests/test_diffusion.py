@@ -106,14 +106,16 @@ def test_ddim_eta_zero_is_deterministic_for_a_seed():
 
 
 @pytest.mark.parametrize("prediction", ["eps", "x0", "v"])
-@pytest.mark.parametrize("sampler, steps, eta", [("ddpm", 1000, 0.0), ("ddim", 200, 0.0), ("ddim", 200, 1.0),
-                                                 ("dpmpp_2m", 20, 0.0), ("euler", 100, 0.0), ("heun", 50, 0.0)])
-def test_samplers_recover_a_gaussian_with_the_exact_denoiser(sampler, steps, eta, prediction):
+@pytest.mark.parametrize("sampler, steps, eta, sigmas", [
+    ("ddpm", 1000, 0.0, "karras"), ("ddim", 200, 0.0, "karras"), ("ddim", 200, 1.0, "karras"),
+    ("dpmpp_2m", 20, 0.0, "karras"), ("euler", 100, 0.0, "karras"), ("heun", 50, 0.0, "karras"),
+    ("euler", 1000, 0.0, "discrete"), ("heun", 100, 0.0, "discrete")])
+def test_samplers_recover_a_gaussian_with_the_exact_denoiser(sampler, steps, eta, sigmas, prediction):
     mu, sd = 0.3, 0.5
     s = make_schedule("linear", 1000)
     x = samplers.sample(_gaussian_denoiser(s, mu, sd, prediction), s, (20_000, 1), torch.Generator().manual_seed(0),
                         sampler=sampler, steps=steps, eta=eta, prediction=prediction, clip_x0=False,
-                        dtype=torch.float64)
+                        sigmas=sigmas, spacing="uniform" if sigmas == "discrete" else "trailing", dtype=torch.float64)
     assert x.mean().item() == pytest.approx(mu, abs=0.02)
     assert x.std().item() == pytest.approx(sd, rel=0.04)
 

@@ -123,3 +123,31 @@ def test_heun_step_matches_diffusers():
     ours = samplers.euler_step(x.double(), (eps1.double() + eps2.double()) / 2, sigma, sigma_next)
     torch.testing.assert_close(ours.float(), theirs, rtol=1e-5, atol=1e-5)
     assert math.isclose(samplers.sigma_to_level(SCHED, sigma_next), d.timesteps[1].item() + 1, abs_tol=2e-3)
+
+
+@pytest.mark.parametrize("steps", [1000, 37])
+def test_discrete_euler_sigmas_match_diffusers(steps):
+    """sigmas="discrete" with uniform spacing is EulerDiscreteScheduler's default ("linspace",
+    linear interpolation): the same sigmas at the same (possibly fractional) levels."""
+    d = EulerDiscreteScheduler(**COMMON)
+    d.set_timesteps(steps)
+    pairs = samplers.sigma_levels(SCHED, steps, "discrete", "uniform")
+    torch.testing.assert_close(torch.tensor([s for s, _ in pairs]), d.sigmas, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(torch.tensor([t for _, t in pairs[:-1]], dtype=torch.float64),
+                               d.timesteps.double() + 1, rtol=0, atol=1e-3)
+
+
+@pytest.mark.parametrize("steps", [50, 37])
+def test_discrete_euler_sampling_matches_the_diffusers_loop(steps):
+    """The whole seed-004 loop (scale_model_input, model, step) against samplers.sample on a fixed
+    eps-denoiser, from the same initial noise."""
+    f = lambda x, t: torch.tanh(x) * torch.as_tensor(t).reshape(-1, 1) / T + 0.1 * x  # smooth in (input, level)
+    d = EulerDiscreteScheduler(**COMMON)
+    d.set_timesteps(steps)
+    shape = (64, 2)
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(0)) * d.init_noise_sigma
+    for t_d in d.timesteps:
+        x = d.step(f(d.scale_model_input(x, t_d), t_d + 1), t_d, x).prev_sample
+    ours = samplers.sample(f, SCHED, shape, torch.Generator().manual_seed(0), sampler="euler", steps=steps,
+                           sigmas="discrete", spacing="uniform", clip_x0=False)
+    torch.testing.assert_close(ours, x, rtol=1e-4, atol=1e-4)

@@ -1,0 +1,60 @@
+"""Pictures of 2D point clouds (the two-moons test bed): scatter plots and a strip of the
+reverse process. matplotlib with the Agg backend; files are written atomically."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from engine.fileio import atomic_path  # noqa: E402
+
+COLORS = {"target": "#1f77b4", "generated": "#d62728"}
+DATA_BOX = ((-1.6, 2.6), (-1.1, 1.6))  # x and y limits that hold two moons with their noise
+NOISE_BOX = ((-3.5, 3.5), (-3.5, 3.5))
+
+
+def _save(fig, path: str | Path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _panel(ax, points: np.ndarray, title: str, color: str, box=DATA_BOX) -> None:
+    ax.scatter(points[:, 0], points[:, 1], s=1.5, alpha=0.5, color=color, linewidths=0)
+    ax.set_title(title, fontsize=9)
+    ax.set_xlim(*box[0])
+    ax.set_ylim(*box[1])
+    ax.set_aspect("equal")
+    ax.tick_params(labelsize=7)
+
+
+def scatter(path: str | Path, panels: list[tuple[str, np.ndarray, str]]) -> None:
+    """One row of scatter plots on the same axes; each panel is (title, points (n, 2), color)."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2), squeeze=False)
+    for ax, (title, points, color) in zip(axes[0], panels):
+        _panel(ax, points, title, color)
+    _save(fig, path)
+
+
+def comparison(path: str | Path, target: np.ndarray, generated: np.ndarray, title: str = "") -> None:
+    """Target and generated side by side, then both overlaid."""
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
+    _panel(axes[0], target, f"target ({len(target)})", COLORS["target"])
+    _panel(axes[1], generated, f"generated ({len(generated)})", COLORS["generated"])
+    _panel(axes[2], target, "overlay", COLORS["target"])
+    _panel(axes[2], generated, "overlay", COLORS["generated"])
+    if title:
+        fig.suptitle(title, fontsize=10)
+    _save(fig, path)
+
+
+def reverse_strip(path: str | Path, states: list[tuple[float, np.ndarray]]) -> None:
+    """x_t at a few levels of the reverse process, from noise (left) to data (right)."""
+    fig, axes = plt.subplots(1, len(states), figsize=(2.6 * len(states), 2.8), squeeze=False)
+    for ax, (level, points) in zip(axes[0], states):
+        _panel(ax, points, f"t = {level:g}", COLORS["generated"], box=NOISE_BOX)
+    _save(fig, path)
