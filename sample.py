@@ -9,7 +9,9 @@
 
 generate writes outputs/NAME/samples/00000.png..., outputs/NAME/samples.npz (uint8 N x 28 x 28,
 key "images"), outputs/NAME/grid.png (first 100) and outputs/NAME/samples.json (what made them).
-A two-moons checkpoint (data.name: moons) writes outputs/NAME/samples.npz (float32 N x 2, key
+torchrun --nproc_per_node N sample.py ... splits generate's samples over N processes; every sample
+has its own noise (seeded by --seed and its index), so the files are the same for any N or
+--batch_size. A two-moons checkpoint (data.name: moons) writes outputs/NAME/samples.npz (float32 N x 2, key
 "points") and the plots moons.png (target vs generated), generated.png and reverse.png.
 inpaint completes N MNIST test digits (chosen by --seed, default 42, as evaluate.py expects) and
 writes outputs/NAME/inpaint/completions.npz (images, indices, masks), completions.json and
@@ -30,7 +32,7 @@ from dataio import masks
 from dataio.images import read_course_npz, save_grid, save_npz, save_rows, value_scale, write_png_folder
 from dataio.mnist import EVAL_SEED, eval_indices, load_mnist
 from diffusion.samplers import SAMPLERS, SIGMAS, SPACINGS
-from engine import checkpoint, config, moons
+from engine import checkpoint, config, distributed, moons
 from engine.errors import ArgumentParser, UserError, exit_on_user_error
 from engine.fileio import atomic_dir, check_name, ensure_dir, sha256_file, write_json
 from engine.generation import generate, pick_device
@@ -90,7 +92,11 @@ def main(argv=None) -> int:
     if args.steps is not None and args.steps > cfg.diffusion.timesteps:
         raise UserError(f"--steps {args.steps} exceeds the {cfg.diffusion.timesteps} training timesteps; "
                         "use at most that")
-    device = pick_device(args.device)
+    ctx = distributed.init(pick_device(args.device))  # under torchrun: --task generate splits the samples
+    device = distributed.device_for(ctx, pick_device(args.device))
+    if ctx.world > 1 and (args.task != "generate" or cfg.data.name == "moons"):
+        raise UserError(f"torchrun splits MNIST generation only; run --task {args.task} "
+                        f"{'(two moons) ' if cfg.data.name == 'moons' else ''}as one process (python sample.py ...)")
     model = build_model(cfg)
     use_ema = not args.no_ema
     checkpoint.load_weights(model, ckpt["ema"]["model"] if use_ema else ckpt["model"], ckpt_path,
@@ -99,14 +105,16 @@ def main(argv=None) -> int:
     source = {"checkpoint": str(ckpt_path), "checkpoint_sha256": sha256_file(ckpt_path),
               "checkpoint_step": int(ckpt["step"]), "ema": use_ema}
     if args.task == "generate":
-        return generate_digits(args, cfg, model, device, name, source)
+        status = generate_digits(args, cfg, model, device, name, source, ctx)
+        distributed.close(ctx)
+        return status
     completion_config(args, cfg, ckpt_path)
     if args.task == "course":
         return course(args, cfg, model, device)
     return inpaint_test_digits(args, cfg, model, device, name, source)
 
 
-def generate_digits(args, cfg, model, device, name: str, source: dict) -> int:
+def generate_digits(args, cfg, model, device, name: str, source: dict, ctx: distributed.Context) -> int:
     ckpt_path, s = args.checkpoint, cfg.sample
     if cfg.task.name != "generate":
         raise UserError(f"{ckpt_path} was trained for task.name={cfg.task.name}, which completes masked digits; "
@@ -129,7 +137,11 @@ def generate_digits(args, cfg, model, device, name: str, source: dict) -> int:
     if sampler in ("euler", "heun") and cfg.diffusion.zero_terminal_snr:
         raise UserError(f"--sampler {sampler} needs a finite sigma_max, but {ckpt_path} was trained with "
                         "zero_terminal_snr; use ddim, ddpm or dpmpp_2m")
-    out_dir = ensure_dir(Path(args.out_root) / name)  # checked before the long part, after the cheap checks
+    if n < ctx.world:
+        raise UserError(f"{ctx.world} processes for {n} samples: use at most {n} processes")
+    out_dir = Path(args.out_root) / name
+    if ctx.main:
+        ensure_dir(out_dir)  # checked before the long part, after the cheap checks
 
     if cfg.data.name == "moons":
         moons.sample_and_save(model, cfg, out_dir, {"student_name": name, **source, "device": str(device)}, n=n,
@@ -140,11 +152,15 @@ def generate_digits(args, cfg, model, device, name: str, source: dict) -> int:
         return 0
     start = time.perf_counter()
     images = generate(model, cfg, n, seed=seed, sampler=sampler, steps=steps, eta=eta, batch_size=batch_size,
-                      device=device, spacing=spacing, sigmas=sigmas, guidance=guidance, digit=digit)
+                      device=device, spacing=spacing, sigmas=sigmas, guidance=guidance, digit=digit,
+                      indices=ctx.share(n), progress=ctx.main)
+    images = distributed.gather_to_main(ctx, images)  # every sample's noise is its own: the split changes nothing
     seconds = time.perf_counter() - start
+    if not ctx.main:
+        return 0
     meta = {"student_name": name, "num_samples": int(n), **source, "sampler": sampler, "steps": steps,
             "spacing": spacing, "sigmas": sigmas, "eta": eta, "guidance": guidance, "digit": digit, "seed": seed,
-            "batch_size": batch_size, **_timing(device, seconds, n)}
+            "batch_size": batch_size, "processes": ctx.world, **_timing(device, seconds, n)}
     with atomic_dir(out_dir / "samples") as tmp:
         write_png_folder(tmp, images)
     save_npz(out_dir / "samples.npz", images=images)

@@ -4,6 +4,8 @@
 
 Writes checkpoints/NAME/{last.pt, final.pt, config.yaml, log.tsv} and outputs/NAME/train_grid_STEP.png.
 Running the same command again resumes from last.pt unless --restart is given.
+Several processes: torchrun --nproc_per_node N train.py ... (DistributedDataParallel; each process
+takes 1/N of every train.batch_size batch; rank 0 writes; resume works with any N).
 """
 import sys
 from pathlib import Path

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
-from diffusion.samplers import ddim_step, predictor, timestep_pairs
+from diffusion.samplers import ddim_step, noise_source, predictor, timestep_pairs
 from diffusion.schedule import Schedule
 
 
@@ -45,7 +45,8 @@ def inpaint(denoiser, sched: Schedule, y: torch.Tensor, mask: torch.Tensor, gene
     from the observation noised to level T instead of pure noise. Known pixels of the result are y's
     exactly. All randomness comes from the CPU `generator`."""
     shape, device, dtype = y.shape, y.device, y.dtype
-    randn = lambda: torch.randn(shape, generator=generator, dtype=dtype).to(device)
+    source = noise_source(shape, generator, dtype)
+    randn = lambda: source().to(device)
     predict = predictor(denoiser, shape, prediction, clip_x0, self_cond, device, dtype)
     ab = sched.alpha_bar.tolist()
     pairs = timestep_pairs(sched.T, steps, spacing)

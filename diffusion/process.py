@@ -75,15 +75,18 @@ def loss_weight(weighting: str, prediction: str, snr: torch.Tensor, min_snr_gamm
 def training_loss(denoiser, sched: Schedule, x0: torch.Tensor, prediction: str = "eps",
                   generator: torch.Generator | None = None, weighting: str = "uniform", *, self_cond: bool = False,
                   labels: torch.Tensor | None = None, pixel_weight: torch.Tensor | None = None,
-                  **weight_args) -> torch.Tensor:
+                  t: torch.Tensor | None = None, noise: torch.Tensor | None = None, **weight_args) -> torch.Tensor:
     """Weighted MSE: t ~ U{1..T}, eps ~ N(0, I), w(t) || f(x_t, t) - target ||^2 averaged, each
     pixel's squared error times `pixel_weight` if given (e.g. a hole weight for inpainting).
 
     self_cond (Chen et al. 2022, arXiv:2208.04202): the network also sees a clean-image estimate as
     extra channels: zeros, or for half of the batches its own estimate from a first pass without
-    gradient. labels are passed on as `y` (class conditioning)."""
-    t = torch.randint(1, sched.T + 1, (x0.shape[0],), generator=generator).to(x0.device)
-    noise = torch.randn(x0.shape, generator=generator).to(x0.device, x0.dtype)
+    gradient. labels are passed on as `y` (class conditioning). `t` and `noise`, when given, are
+    used instead of drawing them from `generator`."""
+    if t is None:
+        t = torch.randint(1, sched.T + 1, (x0.shape[0],), generator=generator).to(x0.device)
+    if noise is None:
+        noise = torch.randn(x0.shape, generator=generator).to(x0.device, x0.dtype)
     a, s = _coef(sched, t, x0)
     x_t = a * x0 + s * noise
     kw = {} if labels is None else {"y": labels}
@@ -106,8 +109,9 @@ def training_loss(denoiser, sched: Schedule, x0: torch.Tensor, prediction: str =
 
 
 def config_loss(denoiser, sched: Schedule, x0: torch.Tensor, d, generator: torch.Generator | None = None,
-                labels: torch.Tensor | None = None, pixel_weight: torch.Tensor | None = None):
+                labels: torch.Tensor | None = None, pixel_weight: torch.Tensor | None = None,
+                t: torch.Tensor | None = None, noise: torch.Tensor | None = None):
     """training_loss with the target, weighting and self-conditioning of a DiffusionConfig `d`."""
     return training_loss(denoiser, sched, x0, d.prediction, generator, d.loss_weighting, self_cond=d.self_cond,
-                         labels=labels, pixel_weight=pixel_weight, min_snr_gamma=d.min_snr_gamma, p2_k=d.p2_k,
-                         p2_gamma=d.p2_gamma)
+                         labels=labels, pixel_weight=pixel_weight, t=t, noise=noise, min_snr_gamma=d.min_snr_gamma,
+                         p2_k=d.p2_k, p2_gamma=d.p2_gamma)

@@ -9,7 +9,9 @@
 
 ddpm, ddim and dpmpp_2m walk an explicit list of (t, t_prev) level pairs whose last pair lands on
 t = 0 (clean data); euler and heun walk sigmas from sigma_max down to 0 and query the network at
-the fractional level whose sigma matches. All random numbers come from the given CPU generator.
+the fractional level whose sigma matches. All random numbers come from the given CPU generator, or
+with a list of generators, row i of every draw from generator i (per-sample seeds: a sample then
+does not depend on the batch it is drawn in).
 """
 from __future__ import annotations
 
@@ -25,6 +27,27 @@ from diffusion.schedule import Schedule
 SAMPLERS = ("ddim", "ddpm", "dpmpp_2m", "euler", "heun")
 SPACINGS = ("trailing", "uniform", "leading")
 SIGMAS = ("karras", "discrete")
+
+
+PER_SAMPLE_BLOCK = 32  # per-sample generators draw this many steps' noise at a time
+
+
+def noise_source(shape, generator, dtype=torch.float32):
+    """`draw() -> (shape) standard normal noise`: from one CPU generator, or (a list of shape[0]
+    generators) row i from generator i. Each per-sample generator draws PER_SAMPLE_BLOCK draws at
+    once (one call instead of one per step), so sample i's stream depends on its generator alone."""
+    if isinstance(generator, torch.Generator):
+        return lambda: torch.randn(shape, generator=generator, dtype=dtype)
+    if len(generator) != shape[0]:
+        raise ValueError(f"{len(generator)} generators for a batch of {shape[0]}")
+    block: list[torch.Tensor] = []
+
+    def draw():
+        if not block:
+            rows = [torch.randn((PER_SAMPLE_BLOCK, *shape[1:]), generator=g, dtype=dtype) for g in generator]
+            block.extend(torch.stack(rows, 1).unbind(0)[::-1])
+        return block.pop()
+    return draw
 
 
 def timestep_pairs(T: int, steps: int, spacing: str = "trailing") -> list[tuple[int, int]]:
@@ -140,7 +163,7 @@ def predictor(denoiser, shape, prediction: str, clip_x0: bool, self_cond: bool, 
 
 
 @torch.inference_mode()
-def sample(denoiser, sched: Schedule, shape, generator: torch.Generator, *, sampler: str = "ddim", steps: int = 50,
+def sample(denoiser, sched: Schedule, shape, generator: torch.Generator | list[torch.Generator], *, sampler: str = "ddim", steps: int = 50,
            eta: float = 0.0, prediction: str = "eps", clip_x0: bool = True, spacing: str = "trailing",
            self_cond: bool = False, sigmas: str = "karras", device="cpu", dtype=torch.float32, progress: bool = False,
            callback=None) -> torch.Tensor:
@@ -151,18 +174,19 @@ def sample(denoiser, sched: Schedule, shape, generator: torch.Generator, *, samp
     given, sees the start and the state after each step (x_t = a x0 + s eps at that level)."""
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
-    randn = lambda: torch.randn(shape, generator=generator, dtype=dtype).to(device)
+    source = noise_source(shape, generator, dtype)
+    draw = lambda: source().to(device)
     predict = predictor(denoiser, shape, prediction, clip_x0, self_cond, device, dtype)
 
     if sigmas not in SIGMAS:
         raise ValueError(f"unknown sigmas {sigmas!r}; choose one of {', '.join(SIGMAS)}")
     callback = callback or (lambda level, x: None)
     if sampler in ("euler", "heun"):
-        return _sample_karras(predict, sched, randn, sampler, steps, sigmas, spacing, progress, callback)
+        return _sample_karras(predict, sched, draw, sampler, steps, sigmas, spacing, progress, callback)
 
     ab = sched.alpha_bar.tolist()
     pairs = timestep_pairs(sched.T, steps, spacing)
-    x = randn()
+    x = draw()
     callback(float(pairs[0][0]), x)
     x0_prev = h_last = None
     for t, t_prev in tqdm(pairs, desc=sampler, leave=False, disable=not progress):
@@ -171,7 +195,7 @@ def sample(denoiser, sched: Schedule, shape, generator: torch.Generator, *, samp
             x, h_last = dpmpp_2m_step(x, x0, x0_prev, ab[t], ab[t_prev], h_last)
             x0_prev = x0
         else:
-            noise = randn() if t_prev > 0 and (sampler == "ddpm" or eta > 0) else None
+            noise = draw() if t_prev > 0 and (sampler == "ddpm" or eta > 0) else None
             if sampler == "ddim":
                 x = ddim_step(x0, eps, ab[t], ab[t_prev], eta, noise)
             else:
@@ -194,7 +218,7 @@ def sigma_levels(sched: Schedule, steps: int, sigmas: str, spacing: str) -> list
     return pairs + [(0.0, 0.0)]
 
 
-def _sample_karras(predict, sched: Schedule, randn, sampler: str, steps: int, sigmas: str, spacing: str,
+def _sample_karras(predict, sched: Schedule, draw, sampler: str, steps: int, sigmas: str, spacing: str,
                    progress: bool, callback) -> torch.Tensor:
     if sched.alpha_bar[-1] <= 0:
         raise ValueError(f"{sampler} needs a finite sigma_max; with zero_terminal_snr use ddim, ddpm or dpmpp_2m")
@@ -205,7 +229,7 @@ def _sample_karras(predict, sched: Schedule, randn, sampler: str, steps: int, si
         a = scale(sigma)
         return predict(x_ve * a, level, a, sigma * a)
 
-    x = randn() / scale(pairs[0][0])
+    x = draw() / scale(pairs[0][0])
     callback(pairs[0][1], x * scale(pairs[0][0]))
     for (sigma, level), (sigma_next, level_next) in tqdm(list(zip(pairs[:-1], pairs[1:])), desc=sampler, leave=False,
                                                          disable=not progress):

@@ -74,8 +74,23 @@ def config_of(ckpt: dict, path) -> config_mod.Config:
         raise UserError(f"{e} (checkpoint from another version of this project?)") from None
 
 
+WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # DistributedDataParallel, torch.compile
+
+
+def unwrapped(state: dict) -> dict:
+    """A state dict saved from a DDP-wrapped or compiled module, with the wrappers' key prefixes removed."""
+    out = {}
+    for key, value in state.items():
+        while key.startswith(WRAPPER_PREFIXES):
+            key = key.split(".", 1)[1]
+        out[key] = value
+    return out
+
+
 def load_weights(model: torch.nn.Module, state: dict, path, what: str = "model") -> None:
-    """Strict load; a mismatch (another architecture) becomes a one-line UserError."""
+    """Strict load (of an unwrapped state: see `unwrapped`); a mismatch (another architecture)
+    becomes a one-line UserError."""
+    state = unwrapped(state)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:

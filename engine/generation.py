@@ -32,6 +32,12 @@ def class_labels(n: int, digit: int) -> torch.Tensor:
     return torch.arange(n) % 10 if digit < 0 else torch.full((n,), digit)
 
 
+def image_generator(seed: int, index: int) -> torch.Generator:
+    """The CPU generator of sample `index` of a run seeded `seed`: every sample has its own noise,
+    so it is the same whatever the batch size or the number of processes that draw it."""
+    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, index]).generate_state(1, np.uint64)[0]))
+
+
 def guided(model: torch.nn.Module, y: torch.Tensor, w: float, num_classes: int):
     """The denoiser (x, t) -> output for labels y with classifier-free guidance weight w
     (Ho & Salimans 2022): cond + w (cond - uncond), where uncond gets the "no label" index
@@ -55,23 +61,26 @@ def sample_shape(cfg) -> tuple[int, ...]:
 def generate(model: torch.nn.Module, cfg, n: int, *, seed: int, sampler: str, steps: int, eta: float,
              batch_size: int, device: torch.device, spacing: str | None = None, sigmas: str | None = None,
              guidance: float | None = None, digit: int | None = None, progress: bool = True,
-             callback=None) -> np.ndarray:
-    """n digits as uint8 (n, 28, 28), or for data.name: moons n points as float32 (n, 2). Batches
-    draw their noise from one CPU generator seeded with `seed`, so the result is a function of
-    (weights, seed, sampler, steps, eta, batch_size). Class-conditional models get balanced labels,
-    or only `digit`, guided with weight `guidance`. `callback(batch_start, level, x_t)` sees every
-    intermediate state (see diffusion.samplers.sample)."""
+             callback=None, indices: np.ndarray | None = None) -> np.ndarray:
+    """n digits as uint8 (n, 28, 28), or for data.name: moons n points as float32 (n, 2); with
+    `indices`, only those of the n (a process's share). Sample i draws its noise from
+    image_generator(seed, i), so it is a function of (weights, seed, i, sampler, steps, eta) alone.
+    Class-conditional models get balanced labels (sample i is digit i % 10), or only `digit`,
+    guided with weight `guidance`. `callback(batch_start, level, x_t)` sees every intermediate state
+    (see diffusion.samplers.sample)."""
     sched = from_config(cfg.diffusion)
-    gen = torch.Generator().manual_seed(seed)
+    indices = np.arange(n) if indices is None else np.asarray(indices)
     conditional = cfg.model.num_classes > 0
-    labels = class_labels(n, cfg.sample.digit if digit is None else digit).to(device) if conditional else None
+    labels = class_labels(n, cfg.sample.digit if digit is None else digit)[indices].to(device) if conditional else None
     w = cfg.sample.guidance if guidance is None else guidance
     points = cfg.data.name == "moons"
     model.eval()
     out = []
-    with tqdm(total=n, desc=f"{sampler} x{steps}", unit="pt" if points else "img", disable=not progress) as bar:
-        for start in range(0, n, batch_size):
-            b = min(batch_size, n - start)
+    with tqdm(total=len(indices), desc=f"{sampler} x{steps}", unit="pt" if points else "img",
+              disable=not progress) as bar:
+        for start in range(0, len(indices), batch_size):
+            b = min(batch_size, len(indices) - start)
+            gen = [image_generator(seed, int(i)) for i in indices[start:start + b]]
             denoiser = guided(model, labels[start:start + b], w, cfg.model.num_classes) if conditional else model
             step_hook = (lambda level, x, start=start: callback(start, level, x)) if callback else None
             x = samplers.sample(denoiser, sched, (b, *sample_shape(cfg)), gen, sampler=sampler, steps=steps, eta=eta,

@@ -2,6 +2,7 @@
 atomic checkpoints, exact resume, Ctrl-C/SIGTERM safe."""
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import random
@@ -23,7 +24,7 @@ from dataio.plots import COLORS, scatter
 from dataio.mnist import batch_indices, load_mnist, to_model_range
 from diffusion.process import config_loss
 from diffusion.schedule import from_config
-from engine import checkpoint
+from engine import checkpoint, distributed
 from engine.config import Config, save_yaml
 from engine.ema import EMA
 from engine.errors import UserError
@@ -148,18 +149,64 @@ def _panel(model, cfg: Config, originals: torch.Tensor, m: torch.Tensor, device)
     return inpainting.panel_rows(originals, m, [done])
 
 
+def step_generator(seed: int, index: int) -> torch.Generator:
+    """The randomness of micro-batch `index` (timesteps, noise, label dropout, the self-conditioning
+    coin), drawn for the whole global batch: every process draws the same and keeps its rows, so
+    a run on N processes matches a single-process run with the same global batch."""
+    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, index]).generate_state(1, np.uint64)[0]))
+
+
+def _micro_loss(model, cfg: Config, diff_sched, images, labels, fixed_masks, idx, g, rows, device):
+    """(loss, hole terms) of this process's rows of one micro-batch (global indices idx)."""
+    task, micro = cfg.task, len(idx)
+    x0 = _batch(images, idx[rows], device)
+    if task.name != "generate":  # folder pairs bring their own masks; MNIST draws them from task.mask
+        m = fixed_masks[idx[rows]] if fixed_masks is not None else masks.make(
+            task.mask, len(x0), size=task.mask_size, fraction=task.mask_fraction, hw=x0.shape[-2:])
+        return inpainting.loss(model, diff_sched, x0, m.to(device), cfg)
+    y = None
+    if cfg.model.num_classes:  # label dropout: the "no label" token trains the unconditional model for CFG
+        drop = torch.rand(micro, generator=g) < cfg.train.label_dropout
+        y = labels[idx].masked_fill(drop, cfg.model.num_classes)[rows].to(device)
+    t = torch.randint(1, diff_sched.T + 1, (micro,), generator=g)[rows].to(device)
+    noise = torch.randn((micro, *x0.shape[1:]), generator=g)[rows].to(device, x0.dtype)
+    return config_loss(model, diff_sched, x0, cfg.diffusion, generator=g, labels=y, t=t, noise=noise), {}
+
+
+def _pictures(ema_model, cfg: Config, paths: RunPaths, step: int, panel, panel_masks, device) -> None:
+    """EMA samples during training: a scatter (moons), a digit grid, or an inpainting panel."""
+    s = cfg.sample
+    if cfg.task.name != "generate":
+        save_rows(paths.out_dir / "inpaint" / f"panel_{step:07d}.png", _panel(ema_model, cfg, panel, panel_masks, device))
+        return
+    moons = cfg.data.name == "moons"
+    out = generate(ema_model, cfg, s.num_samples if moons else s.grid_size, seed=s.seed, sampler=s.sampler,
+                   steps=s.steps, eta=s.eta, batch_size=s.batch_size, device=device, progress=False)
+    if moons:
+        scatter(paths.out_dir / f"train_scatter_{step:07d}.png", [(f"EMA samples, step {step}", out, COLORS["generated"])])
+    else:
+        save_grid(paths.out_dir / f"train_grid_{step:07d}.png", out)
+
+
 def train(cfg: Config, name: str, *, restart: bool = False, paths: RunPaths | None = None,
           progress: bool = True) -> str:
-    """Train (or resume) the run `name`; returns "done" or "stopped"."""
+    """Train (or resume) the run `name`; returns "done" or "stopped". Under torchrun every process
+    runs this: each computes its share of every global batch, DistributedDataParallel averages
+    the gradients, and rank 0 alone writes files."""
     paths = paths or RunPaths.for_name(name)
     t = cfg.train
-    device = pick_device(t.device)
-    ensure_dir(paths.ckpt_dir)
-    ensure_dir(paths.out_dir)
-    seed_everything(t.seed)
+    ctx = distributed.init(pick_device(t.device))
+    device = distributed.device_for(ctx, pick_device(t.device))
+    micro = t.batch_size // t.grad_accum
+    if micro % ctx.world:
+        raise UserError(f"train.batch_size / train.grad_accum = {micro} images per step cannot be split over "
+                        f"{ctx.world} processes; use a multiple of {ctx.world} or fewer processes")
+    if ctx.main:
+        ensure_dir(paths.ckpt_dir)
+        ensure_dir(paths.out_dir)
+    seed_everything(t.seed + ctx.rank)  # dropout and inpainting masks differ between processes
 
     images, labels, fixed_masks, panel, panel_masks = _data(cfg)
-    num_classes = cfg.model.num_classes
     model = build_model(cfg).to(device, memory_format=torch.channels_last)
     ema = EMA(model, t.ema_decay, t.ema_warmup)
     # one fused kernel on CUDA, multi-tensor ops elsewhere (same update, fewer small ops)
@@ -183,47 +230,56 @@ def train(cfg: Config, name: str, *, restart: bool = False, paths: RunPaths | No
         opt.load_state_dict(ckpt["optimizer"])
         lr_sched.load_state_dict(ckpt["scheduler"])
         step = ckpt["step"]
-        checkpoint.set_rng_state(ckpt["rng"])
-        _keep_log_until(paths.log, step)
-        print(f"resuming {name} from {paths.last} at step {step}")
-    elif restart and paths.log.exists():
+        checkpoint.set_rng_state(ckpt["rng"])  # rank 0's; the others move on to their own streams
+        if ctx.rank:
+            seed_everything(t.seed + ctx.rank + 1_000_003 * step)
+        if ctx.main:
+            _keep_log_until(paths.log, step)
+            print(f"resuming {name} from {paths.last} at step {step}")
+    elif restart and paths.log.exists() and ctx.main:
         paths.log.unlink()
-    write_text(paths.ckpt_dir / "config.yaml", save_yaml(cfg))
+    if ctx.main:
+        write_text(paths.ckpt_dir / "config.yaml", save_yaml(cfg))
+    wrapped = model if ctx.world == 1 else torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None)
 
-    def payload() -> dict:
+    def payload() -> dict:  # the unwrapped module: checkpoints load into a plain model
         return {"kind": "diffusion", "config": cfg.to_dict(), "step": step, "model": model.state_dict(),
                 "ema": ema.state_dict(), "optimizer": opt.state_dict(), "scheduler": lr_sched.state_dict(),
-                "rng": checkpoint.rng_state()}
+                "rng": checkpoint.rng_state(), "world_size": ctx.world}
 
-    micro = t.batch_size // t.grad_accum
+    def save(*targets: Path) -> None:
+        distributed.check_replicas(ctx, model)
+        if ctx.main:
+            state = payload()
+            for target in targets:
+                checkpoint.save(target, state)
+
+    rows = slice(ctx.rank, None, ctx.world)  # this process's rows of every global micro-batch
     clip = t.clip_grad if t.clip_grad > 0 else float("inf")
     autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=t.bf16 and device.type == "cuda")
-    new_log = not paths.log.exists()
-    log_file = open(paths.log, "a", newline="")
-    log = csv.DictWriter(log_file, LOG_FIELDS, delimiter="\t")
-    if new_log:
+    log_file = open(paths.log, "a", newline="") if ctx.main else contextlib.nullcontext()
+    log = csv.DictWriter(log_file, LOG_FIELDS, delimiter="\t") if ctx.main else None
+    if ctx.main and log_file.tell() == 0:
         log.writeheader()
-    task = cfg.task
     losses, norms, part_sums, tick, seen = [], [], {}, time.perf_counter(), 0
+    stopped = False
     model.train()
-    with StopFlag() as stop, log_file, tqdm(total=t.steps, initial=step, desc=name, disable=not progress) as bar:
-        while step < t.steps and stop.signal is None:
+    with StopFlag() as stop, log_file, tqdm(total=t.steps, initial=step, desc=name,
+                                            disable=not (progress and ctx.main)) as bar:
+        while step < t.steps and not stopped:
             for k in range(t.grad_accum):
-                idx = batch_indices(len(images), micro, t.seed, step * t.grad_accum + k)
-                x0 = _batch(images, idx, device)
-                y = None
-                if num_classes:  # label dropout: the "no label" token trains the unconditional model for CFG
-                    y = labels[idx].masked_fill(torch.rand(len(idx)) < t.label_dropout, num_classes).to(device)
-                with autocast:
-                    if task.name == "generate":
-                        loss = config_loss(model, diff_sched, x0, cfg.diffusion, labels=y)
-                    else:  # folder pairs bring their own masks; MNIST draws them from task.mask
-                        m = fixed_masks[idx] if fixed_masks is not None else masks.make(
-                            task.mask, micro, size=task.mask_size, fraction=task.mask_fraction, hw=x0.shape[-2:])
-                        loss, parts = inpainting.loss(model, diff_sched, x0, m.to(device), cfg)
-                        for key, v in parts.items():
-                            part_sums[key] = part_sums.get(key, 0.0) + v / t.grad_accum
-                (loss / t.grad_accum).backward()
+                index = step * t.grad_accum + k
+                idx = batch_indices(len(images), micro, t.seed, index)
+                # gradients are averaged across processes once per step, at the last micro-batch
+                sync = contextlib.nullcontext() if ctx.world == 1 or k == t.grad_accum - 1 else wrapped.no_sync()
+                with sync:
+                    with autocast:
+                        loss, parts = _micro_loss(wrapped, cfg, diff_sched, images, labels, fixed_masks, idx,
+                                                  step_generator(t.seed, index), rows, device)
+                    (loss / t.grad_accum).backward()
+                for key, v in parts.items():
+                    part_sums[key] = part_sums.get(key, 0.0) + v / t.grad_accum
                 losses.append(loss.item())
             norms.append(torch.nn.utils.clip_grad_norm_(model.parameters(), clip).item())
             opt.step()
@@ -234,8 +290,9 @@ def train(cfg: Config, name: str, *, restart: bool = False, paths: RunPaths | No
             if step % t.ema_every == 0:
                 ema.update(model)
             bar.update(1)
+            stopped = distributed.any_flag(ctx, stop.signal is not None)
 
-            if step % t.log_every == 0 or step == t.steps:
+            if ctx.main and (step % t.log_every == 0 or step == t.steps):
                 rate = seen / (time.perf_counter() - tick)
                 row = {"step": step, "epoch": f"{step * t.batch_size / len(images):.2f}",
                        "loss": f"{sum(losses) / len(losses):.5f}",
@@ -246,31 +303,21 @@ def train(cfg: Config, name: str, *, restart: bool = False, paths: RunPaths | No
                 log_file.flush()
                 bar.set_postfix(loss=row["loss"], img_s=row["images_per_s"])
                 losses, norms, part_sums, tick, seen = [], [], {}, time.perf_counter(), 0
-            if t.sample_every and (step % t.sample_every == 0 or step == t.steps):  # EMA pictures
-                s = cfg.sample
-                if cfg.data.name == "moons":
-                    pts = generate(ema.model, cfg, s.num_samples, seed=s.seed, sampler=s.sampler, steps=s.steps,
-                                   eta=s.eta, batch_size=s.batch_size, device=device, progress=False)
-                    scatter(paths.out_dir / f"train_scatter_{step:07d}.png",
-                            [(f"EMA samples, step {step}", pts, COLORS["generated"])])
-                elif task.name == "generate":
-                    imgs = generate(ema.model, cfg, s.grid_size, seed=s.seed, sampler=s.sampler, steps=s.steps,
-                                    eta=s.eta, batch_size=s.batch_size, device=device, progress=False)
-                    save_grid(paths.out_dir / f"train_grid_{step:07d}.png", imgs)
-                else:
-                    save_rows(paths.out_dir / "inpaint" / f"panel_{step:07d}.png",
-                              _panel(ema.model, cfg, panel, panel_masks, device))
+            if ctx.main and t.sample_every and (step % t.sample_every == 0 or step == t.steps):
+                _pictures(ema.model, cfg, paths, step, panel, panel_masks, device)
                 tick = time.perf_counter()  # keep sampling time out of images/s
             if step % t.ckpt_every == 0:
-                checkpoint.save(paths.last, payload())
+                save(paths.last)
 
-    if stop.signal is not None:
+    if stopped:
         if step % t.ckpt_every:
-            checkpoint.save(paths.last, payload())
-        print(f"stopped at step {step}/{t.steps}; saved {paths.last}; run the same command to resume")
+            save(paths.last)
+        if ctx.main:
+            print(f"stopped at step {step}/{t.steps}; saved {paths.last}; run the same command to resume")
+        distributed.close(ctx)
         return "stopped"
-    state = payload()
-    checkpoint.save(paths.last, state)
-    checkpoint.save(paths.final, state)
-    print(f"done: {paths.final}")
+    save(paths.last, paths.final)
+    if ctx.main:
+        print(f"done: {paths.final}")
+    distributed.close(ctx)
     return "done"
