@@ -1,6 +1,6 @@
 """This project's UNet and samplers against diffusers at equal parameters, on this machine.
 
-    python benchmarks/bench.py [--config configs/default.yaml] [--train_steps 3] [--sample_n 16]
+    python benchmarks/bench.py [--config configs/default.yaml] [--train_steps 3] [--sample_n 16] [--fast_paths]
 
 Prints one table: training images/s (same batch, AdamW, MSE on eps) and sampling images/s (the
 config's sampler and steps) for this project's UNet and for a diffusers UNet2DModel whose
@@ -126,6 +126,7 @@ def main(argv=None) -> int:
     p.add_argument("--train_steps", type=int, default=3)
     p.add_argument("--sample_n", type=int, default=16)
     p.add_argument("--batch_size", type=int, help="training batch (default: the config's)")
+    p.add_argument("--fast_paths", action="store_true", help="also time channels_last off, torch.compile (and bf16 on CUDA)")
     args = p.parse_args(argv)
     cfg = config.load(args.config)
     if cfg.task.name != "generate" or cfg.data.name != "mnist":
@@ -162,7 +163,30 @@ def main(argv=None) -> int:
     print("| --- | --- | --- | --- | --- | --- |")
     for what, (a, mem_a), (b, mem_b) in rows:
         print(f"| {what} | {a:.2f} | {mem_a:.0f} | {b:.2f} | {mem_b:.0f} | {a / b:.2f}x |")
+    if args.fast_paths:
+        fast_paths(cfg, sched, batch, args.train_steps, device, t_ours)
     return 0
+
+
+def fast_paths(cfg, sched, batch: int, steps: int, device, default) -> None:
+    """Training images/s of this project's UNet with one fast path switched from its default."""
+    print("\n| training variant (this project's UNet) | images/s | peak MiB | vs default |")
+    print("| --- | --- | --- | --- |")
+    print(f"| defaults (channels_last, foreach/fused AdamW) | {default[0]:.2f} | {default[1]:.0f} | 1.00x |")
+    torch.manual_seed(0)
+    plain = build_model(cfg).to(device)
+    rate = train_rate(lambda x: config_loss(plain, sched, x.contiguous(), cfg.diffusion), plain, batch, steps, device)
+    print(f"| train.channels_last: false | {rate[0]:.2f} | {rate[1]:.0f} | {rate[0] / default[0]:.2f}x |")
+    torch.manual_seed(0)
+    model = build_model(cfg).to(device, memory_format=torch.channels_last)
+    compiled = torch.compile(model)
+    rate = train_rate(lambda x: config_loss(compiled, sched, x, cfg.diffusion), model, batch, steps, device)
+    print(f"| train.compile: true (first step, the compilation, not timed) | {rate[0]:.2f} | {rate[1]:.0f} | "
+          f"{rate[0] / default[0]:.2f}x |")
+    if device.type == "cuda":
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            rate = train_rate(lambda x: config_loss(model, sched, x, cfg.diffusion), model, batch, steps, device)
+        print(f"| train.bf16: true | {rate[0]:.2f} | {rate[1]:.0f} | {rate[0] / default[0]:.2f}x |")
 
 
 if __name__ == "__main__":

@@ -69,6 +69,11 @@ class TrainConfig:
     seed: int = 0  # one seed for weights, data order, noise and dropout
     device: str = "auto"  # auto (cuda > mps > cpu) | cpu | cuda | mps
     bf16: bool = False  # bf16 autocast, CUDA only
+    tf32: bool = True  # CUDA: TF32 matmuls and convolutions
+    channels_last: bool = True  # images in NHWC memory layout (faster convolutions)
+    compile: bool = False  # torch.compile the network for the training steps (checkpoints keep the plain module)
+    data_on_device: bool = True  # hold the uint8 training set on the training device (no host copy per batch)
+    fused_adam: bool = True  # CUDA: AdamW's fused kernel (elsewhere its multi-tensor version)
     label_dropout: float = 0.1  # class-conditional models: share of labels replaced by "no label"
     log_every: int = 50
     ckpt_every: int = 1000

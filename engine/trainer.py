@@ -133,13 +133,14 @@ def _data(cfg: Config):
                                                    generator=gen)
 
 
-def _batch(examples: torch.Tensor, idx: torch.Tensor, device) -> torch.Tensor:
-    """A training batch in model range on the device: uint8 images -> [-1, 1] in channels_last;
-    points are used as they are."""
-    x = examples[idx]
+def _batch(examples: torch.Tensor, idx: torch.Tensor, device, channels_last: bool) -> torch.Tensor:
+    """A training batch in model range on the device: uint8 images -> [-1, 1] (NHWC with
+    channels_last); points are used as they are. `examples` may already live on the device."""
+    x = examples[idx.to(examples.device)].to(device)
     if x.dtype != torch.uint8:
-        return x.to(device)
-    return to_model_range(x).to(device, memory_format=torch.channels_last)
+        return x
+    x = to_model_range(x)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
 def _panel(model, cfg: Config, originals: torch.Tensor, m: torch.Tensor, device) -> list[np.ndarray]:
@@ -159,15 +160,15 @@ def step_generator(seed: int, index: int) -> torch.Generator:
 def _micro_loss(model, cfg: Config, diff_sched, images, labels, fixed_masks, idx, g, rows, device):
     """(loss, hole terms) of this process's rows of one micro-batch (global indices idx)."""
     task, micro = cfg.task, len(idx)
-    x0 = _batch(images, idx[rows], device)
+    x0 = _batch(images, idx[rows], device, cfg.train.channels_last)
     if task.name != "generate":  # folder pairs bring their own masks; MNIST draws them from task.mask
-        m = fixed_masks[idx[rows]] if fixed_masks is not None else masks.make(
+        m = fixed_masks[idx[rows].to(fixed_masks.device)] if fixed_masks is not None else masks.make(
             task.mask, len(x0), size=task.mask_size, fraction=task.mask_fraction, hw=x0.shape[-2:])
         return inpainting.loss(model, diff_sched, x0, m.to(device), cfg)
     y = None
     if cfg.model.num_classes:  # label dropout: the "no label" token trains the unconditional model for CFG
         drop = torch.rand(micro, generator=g) < cfg.train.label_dropout
-        y = labels[idx].masked_fill(drop, cfg.model.num_classes)[rows].to(device)
+        y = labels[idx.to(labels.device)].masked_fill(drop.to(labels.device), cfg.model.num_classes)[rows].to(device)
     t = torch.randint(1, diff_sched.T + 1, (micro,), generator=g)[rows].to(device)
     noise = torch.randn((micro, *x0.shape[1:]), generator=g)[rows].to(device, x0.dtype)
     return config_loss(model, diff_sched, x0, cfg.diffusion, generator=g, labels=y, t=t, noise=noise), {}
@@ -206,11 +207,15 @@ def train(cfg: Config, name: str, *, restart: bool = False, paths: RunPaths | No
         ensure_dir(paths.out_dir)
     seed_everything(t.seed + ctx.rank)  # dropout and inpainting masks differ between processes
 
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = t.tf32
     images, labels, fixed_masks, panel, panel_masks = _data(cfg)
-    model = build_model(cfg).to(device, memory_format=torch.channels_last)
+    if t.data_on_device:  # MNIST is 47 MB as uint8: batches are then gathered on the device
+        images, labels, fixed_masks = (None if a is None else a.to(device) for a in (images, labels, fixed_masks))
+    model = build_model(cfg).to(device, memory_format=torch.channels_last if t.channels_last else torch.preserve_format)
     ema = EMA(model, t.ema_decay, t.ema_warmup)
     # one fused kernel on CUDA, multi-tensor ops elsewhere (same update, fewer small ops)
-    fast = {"fused": True} if device.type == "cuda" else {"foreach": True}
+    fast = {"fused": True} if device.type == "cuda" and t.fused_adam else {"foreach": True}
     opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay, **fast)
     lr_sched = torch.optim.lr_scheduler.LambdaLR(
         opt, partial(lr_factor, warmup=t.warmup_steps, total=t.steps, schedule=t.lr_schedule))
@@ -242,6 +247,8 @@ def train(cfg: Config, name: str, *, restart: bool = False, paths: RunPaths | No
         write_text(paths.ckpt_dir / "config.yaml", save_yaml(cfg))
     wrapped = model if ctx.world == 1 else torch.nn.parallel.DistributedDataParallel(
         model, device_ids=[device.index] if device.type == "cuda" else None)
+    if t.compile:  # the compiled wrapper runs the steps; model (its weights) is what EMA and checkpoints see
+        wrapped = torch.compile(wrapped)
 
     def payload() -> dict:  # the unwrapped module: checkpoints load into a plain model
         return {"kind": "diffusion", "config": cfg.to_dict(), "step": step, "model": model.state_dict(),

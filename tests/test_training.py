@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
 from dataio.mnist import batch_indices, load_mnist, to_model_range
@@ -12,7 +13,7 @@ from diffusion.process import training_loss
 from diffusion.schedule import make_schedule
 from engine import checkpoint, config
 from engine.ema import EMA
-from engine.trainer import LOG_FIELDS, lr_factor
+from engine.trainer import LOG_FIELDS, RunPaths, lr_factor, train
 from models.model import build_model
 from models.unet import UNet
 from tests.conftest import DATA_ROOT, REPO, TINY
@@ -145,3 +146,21 @@ def test_killed_run_resumes_bit_identical(tmp_path, tiny_config):
             _tensors_equal(final[part], reference[part], f"{name}:{part}")
         steps = [int(r.split("\t")[0]) for r in (tmp_path / "checkpoints" / name / "log.tsv").read_text().splitlines()[1:]]
         assert steps == list(range(2, 121, 2)), "log rows duplicated or lost across the resume"
+
+
+@pytest.mark.parametrize("switch", ["train.channels_last=false", "train.data_on_device=false", "train.compile=true"])
+def test_fast_paths_do_not_change_the_result(tmp_path, switch):
+    """Each fast path is a memory layout, a copy or a compiler: 3 steps end at the same weights."""
+    cfg_args = ["train.steps=3", "train.log_every=1", "train.sample_every=0", "model.dropout=0.0"]
+    if switch == "train.compile=true":  # the small MLP compiles in seconds; the UNet would take a minute
+        base = config.load(REPO / "configs" / "moons_seed.yaml", cfg_args + ["train.batch_size=64", "model.width=32"])
+    else:
+        base = config.load(REPO / "configs" / "tiny.yaml", TINY + cfg_args)
+    ends = []
+    for name, extra in (("base", []), ("fast", [switch])):
+        cfg = copy.deepcopy(base)
+        config.apply_overrides(cfg, extra)
+        assert train(cfg, name, paths=RunPaths.for_name(name, tmp_path), progress=False) == "done"
+        ends.append(checkpoint.load(tmp_path / "checkpoints" / name / "final.pt")["model"])
+    for key in ends[0]:
+        torch.testing.assert_close(ends[1][key], ends[0][key], rtol=1e-4, atol=1e-5, msg=key)
