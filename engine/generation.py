@@ -76,18 +76,28 @@ def generate(model: torch.nn.Module, cfg, n: int, *, seed: int, sampler: str, st
     points = cfg.data.name == "moons"
     model.eval()
     out = []
+    start = 0
     with tqdm(total=len(indices), desc=f"{sampler} x{steps}", unit="pt" if points else "img",
               disable=not progress) as bar:
-        for start in range(0, len(indices), batch_size):
+        while start < len(indices):
             b = min(batch_size, len(indices) - start)
             gen = [image_generator(seed, int(i)) for i in indices[start:start + b]]
             denoiser = guided(model, labels[start:start + b], w, cfg.model.num_classes) if conditional else model
             step_hook = (lambda level, x, start=start: callback(start, level, x)) if callback else None
-            x = samplers.sample(denoiser, sched, (b, *sample_shape(cfg)), gen, sampler=sampler, steps=steps, eta=eta,
-                                prediction=cfg.diffusion.prediction, clip_x0=cfg.sample.clip_x0,
-                                spacing=spacing or cfg.sample.spacing, sigmas=sigmas or cfg.sample.sigmas,
-                                self_cond=cfg.diffusion.self_cond, device=device, progress=progress,
-                                callback=step_hook)
+            try:
+                x = samplers.sample(denoiser, sched, (b, *sample_shape(cfg)), gen, sampler=sampler, steps=steps,
+                                    eta=eta, prediction=cfg.diffusion.prediction, clip_x0=cfg.sample.clip_x0,
+                                    spacing=spacing or cfg.sample.spacing, sigmas=sigmas or cfg.sample.sigmas,
+                                    self_cond=cfg.diffusion.self_cond, device=device, progress=progress,
+                                    callback=step_hook)
+            except torch.cuda.OutOfMemoryError:  # per-sample noise: a smaller batch gives the same samples
+                if b == 1:
+                    raise
+                batch_size = b // 2
+                torch.cuda.empty_cache()
+                tqdm.write(f"out of GPU memory at batch {b}; continuing with batch {batch_size}")
+                continue
             out.append(x.float().cpu().numpy() if points else to_uint8(x).numpy())
             bar.update(b)
+            start += b
     return np.concatenate(out)

@@ -104,3 +104,32 @@ def test_a_wrapped_or_compiled_state_dict_loads(runs, tiny_config):
     for k, v in model.state_dict().items():
         assert torch.equal(v, state[k])
     assert_user_error(run("sample.py", "--checkpoint", root / "nothing.pt", cwd=root), "not found")
+
+
+def test_out_of_memory_halves_the_batch_and_keeps_the_samples(runs):
+    from engine import checkpoint
+    from engine.generation import generate
+    from models.model import build_model
+
+    root, _ = runs
+    ckpt = checkpoint.load(root / "checkpoints" / "one" / "final.pt")
+    cfg = checkpoint.config_of(ckpt, "one")
+    net = build_model(cfg)
+    net.load_state_dict(ckpt["ema"]["model"])
+
+    class SmallMemory(torch.nn.Module):  # a device that fits at most 3 images
+        def __init__(self):
+            super().__init__()
+            self.net, self.batches = net, []
+
+        def forward(self, x, t, y=None):
+            if len(x) > 3:
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+            self.batches.append(len(x))
+            return self.net(x, t)
+
+    small = SmallMemory()
+    args = dict(seed=3, sampler="ddim", steps=3, eta=0.0, device=torch.device("cpu"), progress=False)
+    np.testing.assert_array_equal(generate(small, cfg, 7, batch_size=8, **args),
+                                  generate(net, cfg, 7, batch_size=7, **args))
+    assert max(small.batches) == 3  # the first batch of 7 fails, then 3, 3, 1
