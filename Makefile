@@ -1,11 +1,12 @@
 # make demo: set up a virtual environment, train configs/tiny.yaml on the CPU, sample 5,000 digits, score them.
 # make test: set up the environment if needed and run the test suite.
+# make moons: the two-moons test bed's best recipe, end to end in about a minute.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 NAME ?= demo
 
-.PHONY: demo test venv bench clean
+.PHONY: demo test venv bench moons clean
 
 venv: $(VENV)/.installed
 
@@ -23,10 +24,14 @@ demo: venv
 test: venv
 	$(PY) -m pytest -q
 
+moons: venv
+	$(PY) moons.py --run --config configs/moons.yaml --sample-use-ema
+
 bench: venv
 	$(PY) scripts/benchmark.py --config configs/tiny.yaml
 	$(PY) scripts/benchmark.py --config configs/default.yaml --train_steps 5 --sample_n 100
 	$(PY) scripts/benchmark.py --config configs/completion_mnist.yaml --train_steps 5 --sample_n 100
+	$(PY) benchmarks/bench.py --config configs/default.yaml --train_steps 3 --sample_n 16 --fast_paths
 
 clean:
 	rm -rf checkpoints/$(NAME) outputs/$(NAME) results/$(NAME).json
