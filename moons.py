@@ -14,7 +14,6 @@ use the raw weights unless --sample-use-ema, as in the seed.
 """
 import sys
 import time
-from pathlib import Path
 
 from engine import checkpoint, config, moons
 from engine.errors import ArgumentParser, UserError, exit_on_user_error
