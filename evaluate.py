@@ -72,8 +72,10 @@ def main(argv=None) -> int:
     if args.task == "inpaint":
         return evaluate_inpainting(args, name)
     src = Path(args.samples) if args.samples else find_samples(name, Path(args.out_root))
-    if src.suffix == ".npz" and src.is_file() and "points" in read_npz(src):
-        return evaluate_points(args, name, src)
+    if src.suffix == ".npz" and src.is_file():
+        arrays = read_npz(src)
+        if "points" in arrays:
+            return evaluate_points(args, name, src, arrays)
     images = load_digits(src)
     results_dir = ensure_dir(args.results)
 
@@ -115,8 +117,8 @@ def main(argv=None) -> int:
     return 0
 
 
-def evaluate_points(args, name: str, src: Path) -> int:
-    points, noise = moons.load_samples(src)
+def evaluate_points(args, name: str, src: Path, arrays: dict) -> int:
+    points, noise = moons.load_samples(src, arrays)
     meta_path = src.parent / "samples.json"
     out = ensure_dir(args.results) / f"{name}.json"
     metrics = moons.write_result(out, name, points, noise, ensure_dir(args.cache_dir), str(src),

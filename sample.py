@@ -92,8 +92,9 @@ def main(argv=None) -> int:
     if args.steps is not None and args.steps > cfg.diffusion.timesteps:
         raise UserError(f"--steps {args.steps} exceeds the {cfg.diffusion.timesteps} training timesteps; "
                         "use at most that")
-    ctx = distributed.init(pick_device(args.device))  # under torchrun: --task generate splits the samples
-    device = distributed.device_for(ctx, pick_device(args.device))
+    requested = pick_device(args.device)
+    ctx = distributed.init(requested)  # under torchrun: --task generate splits the samples
+    device = distributed.device_for(ctx, requested)
     if ctx.world > 1 and (args.task != "generate" or cfg.data.name == "moons"):
         raise UserError(f"torchrun splits MNIST generation only; run --task {args.task} "
                         f"{'(two moons) ' if cfg.data.name == 'moons' else ''}as one process (python sample.py ...)")

@@ -174,12 +174,11 @@ def sample(denoiser, sched: Schedule, shape, generator: torch.Generator | list[t
     given, sees the start and the state after each step (x_t = a x0 + s eps at that level)."""
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+    if sigmas not in SIGMAS:
+        raise ValueError(f"unknown sigmas {sigmas!r}; choose one of {', '.join(SIGMAS)}")
     source = noise_source(shape, generator, dtype)
     draw = lambda: source().to(device)
     predict = predictor(denoiser, shape, prediction, clip_x0, self_cond, device, dtype)
-
-    if sigmas not in SIGMAS:
-        raise ValueError(f"unknown sigmas {sigmas!r}; choose one of {', '.join(SIGMAS)}")
     callback = callback or (lambda level, x: None)
     if sampler in ("euler", "heun"):
         return _sample_karras(predict, sched, draw, sampler, steps, sigmas, spacing, progress, callback)

@@ -32,9 +32,10 @@ def class_labels(n: int, digit: int) -> torch.Tensor:
     return torch.arange(n) % 10 if digit < 0 else torch.full((n,), digit)
 
 
-def image_generator(seed: int, index: int) -> torch.Generator:
-    """The CPU generator of sample `index` of a run seeded `seed`: every sample has its own noise,
-    so it is the same whatever the batch size or the number of processes that draw it."""
+def keyed_generator(seed: int, index: int) -> torch.Generator:
+    """A CPU generator that is a pure function of (seed, index): sample `index` of a run draws its
+    noise from one (so it is the same whatever the batch size or the number of processes), and so
+    does training batch `index` (see engine.trainer)."""
     return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, index]).generate_state(1, np.uint64)[0]))
 
 
@@ -64,7 +65,7 @@ def generate(model: torch.nn.Module, cfg, n: int, *, seed: int, sampler: str, st
              callback=None, indices: np.ndarray | None = None) -> np.ndarray:
     """n digits as uint8 (n, 28, 28), or for data.name: moons n points as float32 (n, 2); with
     `indices`, only those of the n (a process's share). Sample i draws its noise from
-    image_generator(seed, i), so it is a function of (weights, seed, i, sampler, steps, eta) alone.
+    keyed_generator(seed, i), so it is a function of (weights, seed, i, sampler, steps, eta) alone.
     Class-conditional models get balanced labels (sample i is digit i % 10), or only `digit`,
     guided with weight `guidance`. `callback(batch_start, level, x_t)` sees every intermediate state
     (see diffusion.samplers.sample)."""
@@ -81,7 +82,7 @@ def generate(model: torch.nn.Module, cfg, n: int, *, seed: int, sampler: str, st
               disable=not progress) as bar:
         while start < len(indices):
             b = min(batch_size, len(indices) - start)
-            gen = [image_generator(seed, int(i)) for i in indices[start:start + b]]
+            gen = [keyed_generator(seed, int(i)) for i in indices[start:start + b]]
             denoiser = guided(model, labels[start:start + b], w, cfg.model.num_classes) if conditional else model
             step_hook = (lambda level, x, start=start: callback(start, level, x)) if callback else None
             try:

@@ -68,9 +68,10 @@ def sample_and_save(model, cfg, out_dir: Path, meta: dict, *, n: int, seed: int,
     return points, meta
 
 
-def load_samples(path: Path) -> tuple[np.ndarray, float]:
-    """(points float64 (n, 2), the data noise they were trained for) from a samples.npz."""
-    arrays = read_npz(path, fix="rerun sample.py")
+def load_samples(path: Path, arrays: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, float]:
+    """(points float64 (n, 2), the data noise they were trained for) from a samples.npz (or its
+    arrays, when the caller has read them already)."""
+    arrays = read_npz(path, fix="rerun sample.py") if arrays is None else arrays
     points = arrays["points"]
     if points.ndim != 2 or points.shape[1] != 2 or not np.isfinite(points).all():
         raise UserError(f"{path}: points must be finite float (N, 2), got {points.dtype} {points.shape}")

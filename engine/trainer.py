@@ -30,7 +30,7 @@ from engine.ema import EMA
 from engine.errors import UserError
 from engine.fileio import ensure_dir, write_text
 from engine import inpainting
-from engine.generation import generate, pick_device
+from engine.generation import generate, keyed_generator, pick_device
 from models.model import build_model
 
 LOG_FIELDS = ("step", "epoch", "loss", "lr", "grad_norm", "images_per_s", "hole_mse", "hole_l1", "ssim")
@@ -150,15 +150,11 @@ def _panel(model, cfg: Config, originals: torch.Tensor, m: torch.Tensor, device)
     return inpainting.panel_rows(originals, m, [done])
 
 
-def step_generator(seed: int, index: int) -> torch.Generator:
-    """The randomness of micro-batch `index` (timesteps, noise, label dropout, the self-conditioning
-    coin), drawn for the whole global batch: every process draws the same and keeps its rows, so
-    a run on N processes matches a single-process run with the same global batch."""
-    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, index]).generate_state(1, np.uint64)[0]))
-
-
 def _micro_loss(model, cfg: Config, diff_sched, images, labels, fixed_masks, idx, g, rows, device):
-    """(loss, hole terms) of this process's rows of one micro-batch (global indices idx)."""
+    """(loss, hole terms) of this process's rows of one micro-batch (global indices idx). `g` holds
+    the micro-batch's randomness (timesteps, noise, label dropout, the self-conditioning coin),
+    drawn for the whole global batch: every process draws the same and keeps its rows, so a run
+    on N processes matches a single-process run with the same global batch."""
     task, micro = cfg.task, len(idx)
     x0 = _batch(images, idx[rows], device, cfg.train.channels_last)
     if task.name != "generate":  # folder pairs bring their own masks; MNIST draws them from task.mask
@@ -196,8 +192,9 @@ def train(cfg: Config, name: str, *, restart: bool = False, paths: RunPaths | No
     the gradients, and rank 0 alone writes files."""
     paths = paths or RunPaths.for_name(name)
     t = cfg.train
-    ctx = distributed.init(pick_device(t.device))
-    device = distributed.device_for(ctx, pick_device(t.device))
+    requested = pick_device(t.device)
+    ctx = distributed.init(requested)
+    device = distributed.device_for(ctx, requested)
     micro = t.batch_size // t.grad_accum
     if micro % ctx.world:
         raise UserError(f"train.batch_size / train.grad_accum = {micro} images per step cannot be split over "
@@ -283,7 +280,7 @@ def train(cfg: Config, name: str, *, restart: bool = False, paths: RunPaths | No
                 with sync:
                     with autocast:
                         loss, parts = _micro_loss(wrapped, cfg, diff_sched, images, labels, fixed_masks, idx,
-                                                  step_generator(t.seed, index), rows, device)
+                                                  keyed_generator(t.seed, index), rows, device)
                     (loss / t.grad_accum).backward()
                 for key, v in parts.items():
                     part_sums[key] = part_sums.get(key, 0.0) + v / t.grad_accum

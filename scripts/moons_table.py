@@ -67,15 +67,18 @@ def sampler_table(reuse: bool) -> None:
                  "--sampler", sampler, "--steps", str(steps), "--seed", "42", *extra)
             _run(name, "evaluate.py", "--student_name", name)
         r = json.loads(path.read_text())
-        m = " | ".join(f"{r[k]:.4f} (x{r[k + '_x_floor']:.2f})" for k in ("mmd", "energy", "sw1"))
         label = f"{sampler} x{steps}" + (f" ({' '.join(extra)})" if extra else "")
-        print(f"| {label} | {m} | {r['sampling']['seconds']:.1f} s |")
+        print(f"| {label} | {metric_cells(r)} | {r['sampling']['seconds']:.1f} s |")
+
+
+def metric_cells(r: dict) -> str:
+    """MMD, energy and SW1 cells: each value with its multiple of the floor."""
+    return " | ".join(f"{r[k]:.4f} (x{r[k + '_x_floor']:.2f})" for k in ("mmd", "energy", "sw1"))
 
 
 def cells(r: dict) -> str:
     s = r["sampling"] or {}
-    m = " | ".join(f"{r[k]:.4f} (x{r[k + '_x_floor']:.2f})" for k in ("mmd", "energy", "sw1"))
-    return f"{s.get('sampler')} x{s.get('steps')} | {m} | {s.get('train_seconds', float('nan')):.0f} s"
+    return f"{s.get('sampler')} x{s.get('steps')} | {metric_cells(r)} | {s.get('train_seconds', float('nan')):.0f} s"
 
 
 @exit_on_user_error
