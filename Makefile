@@ -31,7 +31,7 @@ bench: venv
 	$(PY) scripts/benchmark.py --config configs/tiny.yaml
 	$(PY) scripts/benchmark.py --config configs/default.yaml --train_steps 5 --sample_n 100
 	$(PY) scripts/benchmark.py --config configs/completion_mnist.yaml --train_steps 5 --sample_n 100
-	$(PY) benchmarks/bench.py --config configs/default.yaml --train_steps 3 --sample_n 16 --fast_paths
+	$(PY) benchmarks/bench.py --config configs/default.yaml --fast_paths
 
 clean:
 	rm -rf checkpoints/$(NAME) outputs/$(NAME) results/$(NAME).json

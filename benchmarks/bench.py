@@ -1,14 +1,21 @@
 """This project's UNet and samplers against diffusers at equal parameters, on this machine.
 
-    python benchmarks/bench.py [--config configs/default.yaml] [--train_steps 3] [--sample_n 16] [--fast_paths]
+    python benchmarks/bench.py [--config configs/default.yaml] [--train_steps 3] [--sample_n 250] [--repeats 3] [--fast_paths]
 
-Prints one table: training images/s (same batch, AdamW, MSE on eps) and sampling images/s (the
-config's sampler and steps) for this project's UNet and for a diffusers UNet2DModel whose
-parameter count is within 10% of it; then this project's DDIM loop against a loop of diffusers'
-DDIMScheduler (what DDIMPipeline runs) driving the same network. Each with its ratio and the peak
-memory of the measurement (RSS on CPU, max allocated on CUDA). diffusers is a benchmark-only
+Prints one table (with --fast_paths a second). Training images/s (same batch, AdamW, MSE on eps)
+and sampling images/s (the config's sampler and steps) of this project's UNet against two diffusers
+UNet2DModels whose parameter counts are within 10% of it:
+  - the DDPM layout, after DDPM's CIFAR-10 UNet (Ho et al. 2020) on three levels: widths (w, 2w, 2w),
+    two ResNet blocks per level, attention at 7 x 7, with the w whose parameter count is closest;
+  - this project's layout: the config's widths, blocks per level and attention levels, so that
+    the two implementations do the same convolutions.
+Then this project's DDIM loop against a loop of diffusers' DDIMScheduler (what DDIMPipeline runs)
+driving the same network. Each with its ratio and the peak memory of the measurement (RSS on CPU,
+max allocated on CUDA). A shared machine's speed drifts, so the contenders are timed in turns,
+`--repeats` times, and each figure is the median of its turns. diffusers is a benchmark-only
 dependency (requirements-dev.txt); the project never imports it.
 """
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -56,38 +63,29 @@ def params(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def diffusers_unet(target: int):
-    """A diffusers UNet2DModel for 28 x 28 x 1 with the same layout as ours (three levels, two
-    ResNet blocks each, attention at 7 x 7), widened until its parameters are within 10% of target."""
+def diffusers_unet(widths, blocks: int, attn_levels, dropout: float):
     from diffusers import UNet2DModel
 
-    for width in range(16, 257, 8):
-        model = UNet2DModel(sample_size=28, in_channels=1, out_channels=1, layers_per_block=2,
-                            block_out_channels=(width, 2 * width, 2 * width), norm_num_groups=8,
-                            down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
-                            up_block_types=("AttnUpBlock2D", "UpBlock2D", "UpBlock2D"))
-        if abs(params(model) - target) <= 0.1 * target:
-            return model
-        if params(model) > target:
+    down = tuple("AttnDownBlock2D" if i in attn_levels else "DownBlock2D" for i in range(len(widths)))
+    up = tuple("AttnUpBlock2D" if i in attn_levels else "UpBlock2D" for i in reversed(range(len(widths))))
+    groups = next(g for g in (8, 4, 2, 1) if all(w % g == 0 for w in widths))
+    return UNet2DModel(sample_size=28, in_channels=1, out_channels=1, layers_per_block=blocks, dropout=dropout,
+                       block_out_channels=tuple(widths), norm_num_groups=groups, down_block_types=down,
+                       up_block_types=up)
+
+
+def ddpm_layout(target: int, dropout: float):
+    """diffusers' UNet2DModel in the DDPM layout, the width whose parameter count is closest to
+    target (it must be within 10%)."""
+    counts = {}
+    for w in range(8, 257):  # the count grows with w
+        counts[w] = params(diffusers_unet((w, 2 * w, 2 * w), 2, (2,), dropout))
+        if counts[w] > target:
             break
-    raise UserError(f"no diffusers UNet2DModel width matches {target} parameters within 10%")
-
-
-def train_rate(forward, model, batch: int, steps: int, device) -> tuple[float, float]:
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, **({"fused": True} if device.type == "cuda" else {"foreach": True}))
-    x0 = (torch.rand(batch, 1, 28, 28, device=device) * 2 - 1).contiguous(memory_format=torch.channels_last)
-    model.train()
-    with Peak(device) as peak:
-        for i in range(steps + 1):
-            if i == 1:  # the first step (allocation, kernel choice) is not timed
-                sync(device)
-                start = time.perf_counter()
-            loss = forward(x0)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        sync(device)
-    return steps * batch / (time.perf_counter() - start), peak.mib
+    width = min(counts, key=lambda w: abs(counts[w] - target))
+    if abs(counts[width] - target) > 0.1 * target:
+        raise UserError(f"no diffusers UNet2DModel width matches {target} parameters within 10%")
+    return diffusers_unet((width, 2 * width, 2 * width), 2, (2,), dropout)
 
 
 def sync(device) -> None:
@@ -96,12 +94,46 @@ def sync(device) -> None:
 
 
 def timed(fn, n: int, device) -> tuple[float, float]:
+    """(n / seconds of fn(), peak MiB)."""
     with Peak(device) as peak:
         sync(device)
         start = time.perf_counter()
         fn()
         sync(device)
     return n / (time.perf_counter() - start), peak.mib
+
+
+def in_turns(contenders: list, repeats: int) -> list[list[tuple[float, float]]]:
+    """Run each `() -> (rate, MiB)` once per turn, `repeats` turns; per contender its turns."""
+    runs = [[c() for c in contenders] for _ in range(repeats)]
+    return [[r[i] for r in runs] for i in range(len(contenders))]
+
+
+def row(what: str, ours: list, theirs: list) -> str:
+    """A table row: median rates, largest peaks, the ratio of the medians and the range of the
+    turn-by-turn ratios (each turn times the two contenders one after the other)."""
+    a, b = (statistics.median(rate for rate, _ in turns) for turns in (ours, theirs))
+    ratios = [x / y for (x, _), (y, _) in zip(ours, theirs)]
+    return (f"| {what} | {a:.2f} | {max(m for _, m in ours):.0f} | {b:.2f} | {max(m for _, m in theirs):.0f} | "
+            f"{a / b:.2f}x ({min(ratios):.2f}-{max(ratios):.2f}) |")
+
+
+def trainer(forward, model, batch: int, steps: int, device):
+    """A contender: one untimed step (allocation, kernel choice), then `steps` timed AdamW steps."""
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, **({"fused": True} if device.type == "cuda" else {"foreach": True}))
+    x0 = (torch.rand(batch, 1, 28, 28, device=device) * 2 - 1).contiguous(memory_format=torch.channels_last)
+
+    def step():
+        loss = forward(x0)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    def run():
+        model.train()
+        step()
+        return timed(lambda: [step() for _ in range(steps)], steps * batch, device)
+    return run
 
 
 @torch.inference_mode()
@@ -124,69 +156,93 @@ def main(argv=None) -> int:
     p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", default="configs/default.yaml")
     p.add_argument("--train_steps", type=int, default=3)
-    p.add_argument("--sample_n", type=int, default=16)
+    p.add_argument("--sample_n", type=int, default=250, help="images per sampling measurement (one batch)")
+    p.add_argument("--repeats", type=int, default=3, help="turns per measurement; figures are medians")
     p.add_argument("--batch_size", type=int, help="training batch (default: the config's)")
     p.add_argument("--fast_paths", action="store_true", help="also time channels_last off, torch.compile (and bf16 on CUDA)")
     args = p.parse_args(argv)
+    if min(args.train_steps, args.sample_n, args.repeats) < 1:
+        raise UserError("--train_steps, --sample_n and --repeats must be at least 1")
     cfg = config.load(args.config)
-    if cfg.task.name != "generate" or cfg.data.name != "mnist":
-        raise UserError(f"{args.config} is not an MNIST generation config; the comparison is for the UNet")
+    if cfg.task.name != "generate" or cfg.data.name != "mnist" or cfg.model.name != "unet":
+        raise UserError(f"{args.config} is not an MNIST generation config with model.name unet; the comparison is for the UNet")
     device = pick_device(cfg.train.device)
+    m = cfg.model
     torch.manual_seed(0)
     ours = build_model(cfg).to(device, memory_format=torch.channels_last)
-    theirs = diffusers_unet(params(ours)).to(device, memory_format=torch.channels_last)
+    others = {"DDPM layout": ddpm_layout(params(ours), m.dropout),
+              "same layout": diffusers_unet([m.channels * k for k in m.channel_mult], m.num_res_blocks,
+                                            m.attn_levels, m.dropout)}
+    for net in others.values():
+        net.to(device, memory_format=torch.channels_last)
     sched = from_config(cfg.diffusion)
-    batch, s = args.batch_size or cfg.train.batch_size, cfg.sample
-    print(f"device {device}, {torch.get_num_threads()} threads; ours {params(ours) / 1e6:.2f}M parameters, "
-          f"diffusers UNet2DModel {params(theirs) / 1e6:.2f}M; batch {batch}; sampling {s.sampler} x{s.steps}")
+    batch, s, n = args.batch_size or cfg.train.batch_size, cfg.sample, args.sample_n
+    widths = lambda net: list(net.config.block_out_channels)
+    print(f"device {device}, {torch.get_num_threads()} threads; batch {batch}; sampling {s.sampler} x{s.steps}, "
+          f"{n} images; median of {args.repeats} turns")
+    print(f"parameters: this project {params(ours):,} (widths {[m.channels * k for k in m.channel_mult]}, "
+          f"blocks per level {m.num_res_blocks}); "
+          + "; ".join(f"diffusers {k} {params(v):,} (widths {widths(v)}, blocks per level {v.config.layers_per_block})"
+                      for k, v in others.items()))
 
-    rows = []
-    t_ours = train_rate(lambda x: config_loss(ours, sched, x, cfg.diffusion), ours, batch, args.train_steps, device)
-    t_theirs = train_rate(lambda x: config_loss(lambda xt, t: theirs(xt, t - 1).sample, sched, x, cfg.diffusion),
-                          theirs, batch, args.train_steps, device)
-    rows.append(("training (images/s)", t_ours, t_theirs))
-    ours.eval()
-    theirs.eval()
-    sample = lambda net: samplers.sample(net, sched, (args.sample_n, 1, 28, 28), torch.Generator().manual_seed(0),
-                                         sampler=s.sampler, steps=s.steps, eta=s.eta, spacing=s.spacing,
-                                         prediction=cfg.diffusion.prediction, device=device)
-    rows.append((f"sampling, {s.sampler} x{s.steps} (images/s)",
-                 timed(lambda: sample(lambda x, t: ours(x, t)), args.sample_n, device),
-                 timed(lambda: sample(lambda x, t: theirs(x, t - 1).sample), args.sample_n, device)))
-    rows.append((f"DDIM x{s.steps} loop, our network (images/s)",
-                 timed(lambda: samplers.sample(lambda x, t: ours(x, t), sched, (args.sample_n, 1, 28, 28),
-                                               torch.Generator().manual_seed(0), sampler="ddim", steps=s.steps,
-                                               device=device), args.sample_n, device),
-                 timed(lambda: diffusers_ddim(lambda x, t: ours(x, t.float().expand(len(x)) + 1), args.sample_n,
-                                              s.steps, device), args.sample_n, device)))
-    print("| measurement | this project | peak MiB | diffusers | peak MiB | ratio |")
+    def call(net):  # diffusers counts levels from 0, this project from 1
+        return net if net is ours else lambda xt, t: net(xt, t - 1).sample
+
+    def sampler(net):
+        return lambda: timed(lambda: samplers.sample(
+            call(net), sched, (n, 1, 28, 28), torch.Generator().manual_seed(0), sampler=s.sampler, steps=s.steps,
+            eta=s.eta, spacing=s.spacing, prediction=cfg.diffusion.prediction, device=device), n, device)
+
+    nets = [ours, *others.values()]
+    train = in_turns([trainer(lambda x, net=net: config_loss(call(net), sched, x, cfg.diffusion), net, batch,
+                              args.train_steps, device) for net in nets], args.repeats)
+    for net in nets:
+        net.eval()
+    with torch.inference_mode():
+        sample = in_turns([sampler(net) for net in nets], args.repeats)
+    loop = in_turns([
+        lambda: timed(lambda: samplers.sample(ours, sched, (n, 1, 28, 28), torch.Generator().manual_seed(0),
+                                              sampler="ddim", steps=s.steps, device=device), n, device),
+        lambda: timed(lambda: diffusers_ddim(lambda x, t: ours(x, t.float().expand(len(x)) + 1), n, s.steps, device),
+                      n, device)], args.repeats)
+
+    print("| measurement | this project | peak MiB | diffusers | peak MiB | ratio (turns) |")
     print("| --- | --- | --- | --- | --- | --- |")
-    for what, (a, mem_a), (b, mem_b) in rows:
-        print(f"| {what} | {a:.2f} | {mem_a:.0f} | {b:.2f} | {mem_b:.0f} | {a / b:.2f}x |")
+    for what, (mine, *theirs) in ((f"training, batch {batch} (images/s)", train),
+                                  (f"sampling, {s.sampler} x{s.steps} (images/s)", sample)):
+        for name, turns in zip(others, theirs):
+            print(row(f"{what}, diffusers in the {name}", mine, turns))
+    print(row(f"DDIM x{s.steps} loop on this project's network, against DDIMScheduler's (images/s)", *loop))
     if args.fast_paths:
-        fast_paths(cfg, sched, batch, args.train_steps, device, t_ours)
+        fast_paths(cfg, sched, batch, args.train_steps, args.repeats, device)
     return 0
 
 
-def fast_paths(cfg, sched, batch: int, steps: int, device, default) -> None:
+def fast_paths(cfg, sched, batch: int, steps: int, repeats: int, device) -> None:
     """Training images/s of this project's UNet with one fast path switched from its default."""
+    def variant(channels_last: bool = True, compile: bool = False):
+        torch.manual_seed(0)
+        model = build_model(cfg).to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+        net = torch.compile(model) if compile else model
+        layout = (lambda x: x) if channels_last else (lambda x: x.contiguous())
+        return trainer(lambda x: config_loss(net, sched, layout(x), cfg.diffusion), model, batch, steps, device)
+
+    names = ["defaults (channels_last, foreach/fused AdamW)", "train.channels_last: false",
+             "train.compile: true (the compiling step not timed)"]
+    contenders = [variant(), variant(channels_last=False), variant(compile=True)]
+    if device.type == "cuda":
+        def bf16(run=variant()):
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                return run()
+        names.append("train.bf16: true")
+        contenders.append(bf16)
+    turns = in_turns(contenders, repeats)
     print("\n| training variant (this project's UNet) | images/s | peak MiB | vs default |")
     print("| --- | --- | --- | --- |")
-    print(f"| defaults (channels_last, foreach/fused AdamW) | {default[0]:.2f} | {default[1]:.0f} | 1.00x |")
-    torch.manual_seed(0)
-    plain = build_model(cfg).to(device)
-    rate = train_rate(lambda x: config_loss(plain, sched, x.contiguous(), cfg.diffusion), plain, batch, steps, device)
-    print(f"| train.channels_last: false | {rate[0]:.2f} | {rate[1]:.0f} | {rate[0] / default[0]:.2f}x |")
-    torch.manual_seed(0)
-    model = build_model(cfg).to(device, memory_format=torch.channels_last)
-    compiled = torch.compile(model)
-    rate = train_rate(lambda x: config_loss(compiled, sched, x, cfg.diffusion), model, batch, steps, device)
-    print(f"| train.compile: true (first step, the compilation, not timed) | {rate[0]:.2f} | {rate[1]:.0f} | "
-          f"{rate[0] / default[0]:.2f}x |")
-    if device.type == "cuda":
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            rate = train_rate(lambda x: config_loss(model, sched, x, cfg.diffusion), model, batch, steps, device)
-        print(f"| train.bf16: true | {rate[0]:.2f} | {rate[1]:.0f} | {rate[0] / default[0]:.2f}x |")
+    base = statistics.median(rate for rate, _ in turns[0])
+    for name, runs in zip(names, turns):
+        rate = statistics.median(r for r, _ in runs)
+        print(f"| {name} | {rate:.2f} | {max(m for _, m in runs):.0f} | {rate / base:.2f}x |")
 
 
 if __name__ == "__main__":
