@@ -65,6 +65,15 @@ def any_flag(ctx: Context, flag: bool) -> bool:
     return bool(t.item())
 
 
+def mean_over(ctx: Context, values: list[float]) -> list[float]:
+    """The mean of each value over the processes (each holds an equal share of the batch)."""
+    if ctx.world == 1:
+        return values
+    t = torch.tensor(values, dtype=torch.float64)
+    dist.all_reduce(t)
+    return (t / ctx.world).tolist()
+
+
 def gather_to_main(ctx: Context, part: np.ndarray) -> np.ndarray | None:
     """Concatenate every rank's array in rank order on rank 0 (None elsewhere)."""
     if ctx.world == 1:

@@ -296,16 +296,17 @@ def train(cfg: Config, name: str, *, restart: bool = False, paths: RunPaths | No
             bar.update(1)
             stopped = distributed.any_flag(ctx, stop.signal is not None)
 
-            if ctx.main and (step % t.log_every == 0 or step == t.steps):
-                rate = seen / (time.perf_counter() - tick)
-                row = {"step": step, "epoch": f"{step * t.batch_size / len(images):.2f}",
-                       "loss": f"{sum(losses) / len(losses):.5f}",
-                       "lr": f"{opt.param_groups[0]['lr']:.3e}", "grad_norm": f"{sum(norms) / len(norms):.4f}",
-                       "images_per_s": f"{rate:.1f}",
-                       **{f"hole_{k}" if k != "ssim" else k: f"{v / len(norms):.5f}" for k, v in part_sums.items()}}
-                log.writerow(row)
-                log_file.flush()
-                bar.set_postfix(loss=row["loss"], img_s=row["images_per_s"])
+            if step % t.log_every == 0 or step == t.steps:  # every process: the means are over all of them
+                loss_mean, *part_means = distributed.mean_over(
+                    ctx, [sum(losses) / len(losses), *(v / len(norms) for v in part_sums.values())])
+                if ctx.main:
+                    row = {"step": step, "epoch": f"{step * t.batch_size / len(images):.2f}", "loss": f"{loss_mean:.5f}",
+                           "lr": f"{opt.param_groups[0]['lr']:.3e}", "grad_norm": f"{sum(norms) / len(norms):.4f}",
+                           "images_per_s": f"{seen / (time.perf_counter() - tick):.1f}",
+                           **{f"hole_{k}" if k != "ssim" else k: f"{v:.5f}" for k, v in zip(part_sums, part_means)}}
+                    log.writerow(row)
+                    log_file.flush()
+                    bar.set_postfix(loss=row["loss"], img_s=row["images_per_s"])
                 losses, norms, part_sums, tick, seen = [], [], {}, time.perf_counter(), 0
             if ctx.main and t.sample_every and (step % t.sample_every == 0 or step == t.steps):
                 _pictures(ema.model, cfg, paths, step, panel, panel_masks, device)

@@ -64,6 +64,9 @@ def test_only_rank_zero_writes(runs):
     root, _ = runs
     log = (root / "checkpoints" / "two" / "log.tsv").read_text().splitlines()
     assert log[0].startswith("step\t") and [r.split("\t")[0] for r in log[1:]] == ["1", "2", "3", "4"]
+    one = (root / "checkpoints" / "one" / "log.tsv").read_text().splitlines()
+    loss = lambda rows: [float(r.split("\t")[2]) for r in rows[1:]]
+    assert loss(log) == pytest.approx(loss(one), rel=1e-3), "the logged loss is the whole batch's, not rank 0's"
     assert sorted(p.name for p in (root / "checkpoints" / "two").iterdir()) == ["config.yaml", "final.pt", "last.pt",
                                                                               "log.tsv"]
 
