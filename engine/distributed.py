@@ -38,10 +38,10 @@ def init(device: torch.device) -> Context:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
         return Context()
-    backend = "nccl" if device.type == "cuda" else "gloo"
-    if not dist.is_available() or (backend == "nccl" and not dist.is_nccl_available()) or (
-            backend == "gloo" and not dist.is_gloo_available()):
-        raise UserError(f"torchrun started {world} processes but this PyTorch build has no {backend} backend; "
+    # NCCL carries only CUDA tensors; the small CPU collectives here (flags, log means, digests) use gloo
+    backend = "cpu:gloo,cuda:nccl" if device.type == "cuda" else "gloo"
+    if not dist.is_available() or ("nccl" in backend and not dist.is_nccl_available()) or not dist.is_gloo_available():
+        raise UserError(f"torchrun started {world} processes but this PyTorch build lacks a {backend} backend; "
                         "run a single process (python train.py ...) or install a PyTorch with it")
     ctx = Context(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
     if device.type == "cuda":
