@@ -77,15 +77,16 @@ def diffusers_unet(widths, blocks: int, attn_levels, dropout: float):
 def ddpm_layout(target: int, dropout: float):
     """diffusers' UNet2DModel in the DDPM layout, the width whose parameter count is closest to
     target (it must be within 10%)."""
+    build = lambda w: diffusers_unet((w, 2 * w, 2 * w), 2, (2,), dropout)
     counts = {}
     for w in range(8, 257):  # the count grows with w
-        counts[w] = params(diffusers_unet((w, 2 * w, 2 * w), 2, (2,), dropout))
+        counts[w] = params(build(w))
         if counts[w] > target:
             break
     width = min(counts, key=lambda w: abs(counts[w] - target))
     if abs(counts[width] - target) > 0.1 * target:
         raise UserError(f"no diffusers UNet2DModel width matches {target} parameters within 10%")
-    return diffusers_unet((width, 2 * width, 2 * width), 2, (2,), dropout)
+    return build(width)
 
 
 def sync(device) -> None:
@@ -168,11 +169,11 @@ def main(argv=None) -> int:
         raise UserError(f"{args.config} is not an MNIST generation config with model.name unet; the comparison is for the UNet")
     device = pick_device(cfg.train.device)
     m = cfg.model
+    our_widths = [m.channels * k for k in m.channel_mult]
     torch.manual_seed(0)
     ours = build_model(cfg).to(device, memory_format=torch.channels_last)
     others = {"DDPM layout": ddpm_layout(params(ours), m.dropout),
-              "same layout": diffusers_unet([m.channels * k for k in m.channel_mult], m.num_res_blocks,
-                                            m.attn_levels, m.dropout)}
+              "same layout": diffusers_unet(our_widths, m.num_res_blocks, m.attn_levels, m.dropout)}
     for net in others.values():
         net.to(device, memory_format=torch.channels_last)
     sched = from_config(cfg.diffusion)
@@ -180,7 +181,7 @@ def main(argv=None) -> int:
     widths = lambda net: list(net.config.block_out_channels)
     print(f"device {device}, {torch.get_num_threads()} threads; batch {batch}; sampling {s.sampler} x{s.steps}, "
           f"{n} images; median of {args.repeats} turns")
-    print(f"parameters: this project {params(ours):,} (widths {[m.channels * k for k in m.channel_mult]}, "
+    print(f"parameters: this project {params(ours):,} (widths {our_widths}, "
           f"blocks per level {m.num_res_blocks}); "
           + "; ".join(f"diffusers {k} {params(v):,} (widths {widths(v)}, blocks per level {v.config.layers_per_block})"
                       for k, v in others.items()))
