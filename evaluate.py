@@ -32,7 +32,7 @@ from engine.errors import ArgumentParser, UserError, exit_on_user_error
 from engine.fileio import check_name, ensure_dir, write_json
 from metrics import features, inception
 from metrics import inpainting as inpaint_metrics
-from metrics.evaluation import REQUIRED_SAMPLES, evaluate_features, reference
+from metrics.evaluation import evaluate_features, reference, unranked_reason
 
 
 def find_samples(name: str, out_root: Path) -> Path:
@@ -102,8 +102,8 @@ def main(argv=None) -> int:
     sampling = json.loads(meta_path.read_text()) if from_sample_py else None
     n = len(images)
     result = {
-        "student_name": name, "num_samples": n, "ranked": n == REQUIRED_SAMPLES,
-        "not_ranked_reason": None if n == REQUIRED_SAMPLES else f"{n} samples; exactly {REQUIRED_SAMPLES} are required",
+        "student_name": name, "num_samples": n, "ranked": unranked_reason(n) is None,
+        "not_ranked_reason": unranked_reason(n),
         **metrics,
         "samples": str(src), "samples_sha256": hashlib.sha256(images.tobytes()).hexdigest(),
         "sampling": sampling, "feature_net": args.feature_net, "feature_net_sha256": sha,

@@ -58,14 +58,14 @@ def within_noise(a: dict, b: dict) -> bool:
 
 def rank(entries: list[dict]) -> tuple[list[dict], list[dict]]:
     """(ranked rows, unranked rows with a reason)."""
-    from metrics.evaluation import REQUIRED_SAMPLES
+    from metrics.evaluation import REQUIRED_SAMPLES, unranked_reason
 
     ranked = sorted((e for e in entries if e["num_samples"] == REQUIRED_SAMPLES), key=lambda e: (e["fid"], e["kid_mean"]))
     rows = []
     for i, e in enumerate(ranked):
         near = [ranked[j]["student_name"] for j in (i - 1, i + 1) if 0 <= j < len(ranked) and within_noise(e, ranked[j])]
         rows.append(_row(e, i + 1, "~ " + ", ".join(near) if near else ""))
-    unranked = [_row(e, "-", f"{e['num_samples']} samples; exactly {REQUIRED_SAMPLES} are required")
+    unranked = [_row(e, "-", unranked_reason(e["num_samples"]))
                 for e in entries if e["num_samples"] != REQUIRED_SAMPLES]
     return rows, unranked
 

@@ -4,7 +4,7 @@
         [--sampler ddim|ddpm|dpmpp_2m|euler|heun] [--steps S] [--spacing trailing|uniform|leading]
         [--eta E] [--batch_size B] [--seed K] [--no-ema] [--guidance W] [--digit D]
     python sample.py --checkpoint ... --task inpaint [--mask center|box|half|pixels|center8|center12]
-        [--mask_size K] [--n N] [--mean_of K] [sample.dc_repeats=R sample.jump_length=J ...]
+        [--mask_size K] [--n N] [--mean_of K] [sample.dc_repeats=R sample.jump_length=J sample.mean_at=F ...]
     python sample.py --checkpoint ... --task course --input masked.npz --out submission.npz
 
 generate writes outputs/NAME/samples/00000.png..., outputs/NAME/samples.npz (uint8 N x 28 x 28,
@@ -200,6 +200,9 @@ def completion_config(args, cfg, ckpt_path) -> None:
         raise UserError(f"{ckpt_path} is a one-pass completion model (task.name=complete), deterministic and "
                         f"without sampling steps; {diffusion_only[0].split('=')[0]} needs a diffusion checkpoint")
     config.apply_overrides(cfg, given)
+    if cfg.task.name == "generate" and cfg.sample.mean_at:
+        raise UserError(f"sample.mean_at needs a conditional inpainting checkpoint (task.name=inpaint); {ckpt_path} "
+                        "does not see the observation, so its clean estimates are not the posterior mean")
 
 
 def inpaint_test_digits(args, cfg, model, device, name: str, source: dict) -> int:
@@ -239,7 +242,10 @@ def method_name(cfg) -> str:
     kind = "conditional" if cfg.task.name == "inpaint" else "training-free"
     resample = f", RePaint j{s.jump_length} r{s.dc_repeats}" if s.dc_repeats > 1 else ", DC"
     mean = f", mean of {s.mean_of}" if s.mean_of > 1 else ""
-    return f"{kind} DDIM x{s.steps}{resample}{mean}"
+    if s.mean_at:
+        mean += f"{' ' if mean else ', '}estimates at t = {round(s.mean_at * cfg.diffusion.timesteps)}"
+    eta = f" eta {s.eta:g}" if s.eta else ""
+    return f"{kind} DDIM x{s.steps}{eta}{resample}{mean}"
 
 
 def course(args, cfg, model, device) -> int:

@@ -8,6 +8,13 @@ then a DDIM step (eta) goes one level down. RePaint (Lugmayr et al. 2022, arXiv:
 harmonises hole and context by jumping back up: after every `jump_length` steps the sample is
 re-noised by q(x_hi | x_lo) to where the block began and the block is denoised again, `repeats`
 times in all. `jump_length=1, repeats=2` is seed 000's `dc_repeats=2`; `repeats=1` is plain DDIM+DC.
+
+`stop_at` ends the walk early and returns the denoiser's clean estimate at that level (Tweedie's
+formula; Efron 2011) instead of a finished sample. For a denoiser that sees the observation
+(conditional inpainting) that estimate is E[x0 | x_t, y], which has the posterior mean E[x0 | y] as
+its expectation, like a finished sample, but has already averaged over the rest of the walk: the
+mean of K of them is a Rao-Blackwellised, lower-variance version of the mean of K completions. An
+unconditional denoiser sees y only through the noised x_t, so its estimate leans toward the prior.
 """
 from __future__ import annotations
 
@@ -39,11 +46,13 @@ def repaint_moves(n: int, jump_length: int = 1, repeats: int = 1) -> list[tuple[
 def inpaint(denoiser, sched: Schedule, y: torch.Tensor, mask: torch.Tensor, generator: torch.Generator, *,
             steps: int = 50, eta: float = 0.0, prediction: str = "eps", clip_x0: bool = True,
             spacing: str = "trailing", self_cond: bool = False, repeats: int = 1, jump_length: int = 1,
-            fixed_z: bool = False, init_from_y: bool = False, progress: bool = False) -> torch.Tensor:
+            fixed_z: bool = False, init_from_y: bool = False, stop_at: int = 0,
+            progress: bool = False) -> torch.Tensor:
     """Complete y (model range, (N, C, H, W)) on mask (bool, True = hole). fixed_z noises the
     observation with one draw z for all levels instead of fresh noise each time; init_from_y starts
-    from the observation noised to level T instead of pure noise. Known pixels of the result are y's
-    exactly. All randomness comes from the CPU `generator`."""
+    from the observation noised to level T instead of pure noise; stop_at > 0 returns the clean
+    estimate at the first level t <= stop_at instead. Known pixels of the result are y's exactly.
+    All randomness comes from the CPU `generator`."""
     shape, device, dtype = y.shape, y.device, y.dtype
     source = noise_source(shape, generator, dtype)
     randn = lambda: source().to(device)
@@ -62,6 +71,8 @@ def inpaint(denoiser, sched: Schedule, y: torch.Tensor, mask: torch.Tensor, gene
         if j > i:
             x = torch.where(mask, x, observed(t))
             x0, eps = predict(x, t, ab[t] ** 0.5, (1 - ab[t]) ** 0.5)
+            if t <= stop_at:
+                return torch.where(mask, x0, y)
             noise = randn() if eta > 0 and t_next > 0 else None
             x = ddim_step(x0, eps, ab[t], ab[t_next], eta, noise)
         else:

@@ -116,6 +116,7 @@ class SampleConfig:
     dc_fixed_z: bool = False  # (dc_fixed_z) noise the observation with one fixed draw at every level
     init_from_y: bool = False  # (init_from_y) start from the noised observation instead of pure noise
     mean_of: int = 1  # average this many completions per image (approaches the MSE-optimal posterior mean)
+    mean_at: float = 0.0  # 0: average finished completions; in (0, 1): stop at level mean_at * T and average the clean estimates there
 
 
 @dataclass
@@ -283,6 +284,7 @@ def validate(cfg: Config, where: str) -> None:
     _require(m.num_classes >= 0, "model.num_classes", ">= 0", m.num_classes, where)
     _require(-1 <= s.digit < max(m.num_classes, 10), "sample.digit", "-1 (balanced) or a digit 0-9", s.digit, where)
     _require(s.guidance >= 0, "sample.guidance", ">= 0", s.guidance, where)
+    _require(0 <= s.mean_at < 1, "sample.mean_at", "in [0, 1)", s.mean_at, where)
     _require(s.guidance == 0 or m.num_classes > 0, "sample.guidance",
              "0 for an unconditional model (guidance needs model.num_classes: 10)", s.guidance, where)
     _require(s.digit == -1 or m.num_classes > 0, "sample.digit",

@@ -80,13 +80,15 @@ def complete(model, cfg, images: torch.Tensor, masks: torch.Tensor, generator: t
     """Complete uint8 digits (N, 28, 28) on bool masks (N, 1, 28, 28) with a model trained for any
     task; returns uint8 (N, 28, 28) whose known pixels equal the input's. Diffusion tasks use
     cfg.sample (steps, eta, spacing, dc_repeats, jump_length, dc_fixed_z, init_from_y) and average
-    `mean_of` independent completions per image (an estimate of the posterior mean); a class-
+    `mean_of` independent completions per image (an estimate of the posterior mean), or with
+    sample.mean_at > 0 the clean estimates at level mean_at * T (diffusion/inpaint.py); a class-
     conditional generate model is run with its "no label" token."""
     s, task = cfg.sample, cfg.task.name
     sched = from_config(cfg.diffusion)
     model.eval()
     out = []
-    with tqdm(total=len(images), desc=f"{task} x{s.steps}", unit="img", disable=not progress) as bar:
+    desc = task if task == "complete" else f"{task} x{s.steps}"
+    with tqdm(total=len(images), desc=desc, unit="img", disable=not progress) as bar:
         for start in range(0, len(images), batch_size):
             x0 = to_model_range(images[start:start + batch_size]).to(device)
             m = masks[start:start + batch_size].to(device)
@@ -108,7 +110,7 @@ def complete(model, cfg, images: torch.Tensor, masks: torch.Tensor, generator: t
                 x = inpaint(denoiser, sched, y, m, generator, steps=s.steps, eta=s.eta,
                             prediction=cfg.diffusion.prediction, clip_x0=s.clip_x0, spacing=s.spacing,
                             self_cond=cfg.diffusion.self_cond, repeats=s.dc_repeats, jump_length=s.jump_length,
-                            fixed_z=s.dc_fixed_z, init_from_y=s.init_from_y)
+                            fixed_z=s.dc_fixed_z, init_from_y=s.init_from_y, stop_at=round(s.mean_at * sched.T))
                 x = x.view(b, mean_of, *x.shape[1:]).mean(1)
             out.append(to_uint8(x).numpy())
             bar.update(b)

@@ -15,6 +15,11 @@ REQUIRED_SAMPLES = 5000  # the assignment's rule; FID is biased by sample count,
 FLOOR_DRAWS = 5
 
 
+def unranked_reason(num_samples: int) -> str | None:
+    """Why a generation entry is not ranked, or None if it is."""
+    return None if num_samples == REQUIRED_SAMPLES else f"{num_samples} samples; exactly {REQUIRED_SAMPLES} are required"
+
+
 def bootstrap_fid(fake: np.ndarray, ref_mu, ref_sigma, draws: int = 50, seed: int = 0) -> float:
     """Std of FID over resamples (with replacement) of the generated set: its own sampling noise."""
     rng = np.random.default_rng(seed)

@@ -76,6 +76,7 @@ def test_inpaint_bad_input(runs, tmp_path):
         assert_user_error(_sample(tmp_path, runs["inpaint"], "bad", *args), *words)
     assert_user_error(_sample(tmp_path, runs["complete"], "bad", "--mean_of", "3"), "sample.mean_of", "deterministic")
     assert_user_error(_sample(tmp_path, runs["complete"], "bad", "sample.dc_repeats=3"), "sample.dc_repeats")
+    assert_user_error(_sample(tmp_path, runs["generate"], "bad", "sample.mean_at=0.5"), "sample.mean_at", "task.name=inpaint")
     assert not (tmp_path / "outputs" / "bad").exists(), "nothing half-written"
     gen = run("sample.py", "--checkpoint", runs["inpaint"], "--num_samples", "2", cwd=tmp_path)
     assert_user_error(gen, "--task inpaint")
