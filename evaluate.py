@@ -165,13 +165,14 @@ def evaluate_inpainting(args, name: str) -> int:
         raise UserError(f"{path}: {changed} known (unmasked) pixels differ from the test images; completions must "
                         "keep the context exactly")
     to01 = lambda a: torch.from_numpy(a).double().div(255).unsqueeze(1)
-    metrics = inpaint_metrics.summarize(inpaint_metrics.per_image(to01(pred), to01(originals),
-                                                                  torch.from_numpy(mask).unsqueeze(1)))
+    values = inpaint_metrics.per_image(to01(pred), to01(originals), torch.from_numpy(mask).unsqueeze(1))
+    metrics = inpaint_metrics.summarize(values)
     meta_path = path.with_suffix(".json")
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
     results_dir = ensure_dir(args.results)
     result = {"student_name": name, "task": "inpaint", "n_eval": n, "seed": args.seed,
               "mask": _mask_label(meta, mask), "method": meta.get("method", "unknown"), **metrics,
+              "hole_mse_per_image": values["hole_mse"].tolist(),  # for paired comparisons (scripts/inpaint_table.py)
               "seconds_per_image": meta.get("seconds_per_image"), "completions": str(path),
               "completions_sha256": hashlib.sha256(pred.tobytes()).hexdigest(), "sampling": meta or None,
               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "versions": versions()}

@@ -86,6 +86,13 @@ def per_image(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> d
     }
 
 
+def paired_difference(a, b) -> tuple[float, float]:
+    """Mean and standard error of a - b over the same images (e.g. two methods' hole MSEs): far
+    tighter than the two means' own errors, since most of their spread is which digits are hard."""
+    d = torch.as_tensor(a, dtype=torch.float64) - torch.as_tensor(b, dtype=torch.float64)
+    return float(d.mean()), float(d.std() / math.sqrt(len(d))) if len(d) > 1 else 0.0
+
+
 def summarize(values: dict[str, torch.Tensor]) -> dict[str, float]:
     """Mean of each per-image metric, plus the standard error of the hole MSE's mean."""
     out = {k: float(v.mean()) for k, v in values.items()}

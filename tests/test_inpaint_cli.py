@@ -63,9 +63,12 @@ def test_inpaint_then_evaluate(runs, tmp_path, task, extra):
     assert r["hole_mse"] == pytest.approx(mse) and r["n_eval"] == 10 and r["task"] == "inpaint"
     assert r["mask"] == ("box 9" if task == "generate" else "center 12")
     assert 0 < r["hole_ssim"] < 1 and r["whole_ssim"] > r["hole_ssim"]
+    assert np.mean(r["hole_mse_per_image"]) == pytest.approx(r["hole_mse"]) and len(r["hole_mse_per_image"]) == 10
     if task == "inpaint":
         assert _evaluate(tmp_path, task).returncode == 0
         assert json.loads((tmp_path / "results" / f"{task}_inpaint.json").read_text())["hole_mse"] == r["hole_mse"]
+        table = run("scripts/inpaint_table.py", "--results", tmp_path / "results", "--against", task, task, cwd=tmp_path)
+        assert table.returncode == 0 and "| 1.000x, +0.0000 +- 0.0000 |" in table.stdout, table.stdout + table.stderr
 
 
 def test_inpaint_bad_input(runs, tmp_path):

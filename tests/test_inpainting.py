@@ -96,6 +96,11 @@ def test_ssim_matches_scikit_image(window, monkeypatch):
     assert im.ssim(ta, tb, window).item() == pytest.approx(mean, abs=1e-12)
 
 
+def test_paired_difference_is_the_mean_and_standard_error_of_differences():
+    mean, sem = im.paired_difference([0.3, 0.5, 0.4], [0.1, 0.2, 0.4])  # differences 0.2, 0.3, 0.0
+    assert mean == pytest.approx(0.5 / 3) and sem == pytest.approx(np.std([0.2, 0.3, 0.0], ddof=1) / 3 ** 0.5)
+
+
 def test_repaint_moves():
     assert repaint_moves(3) == [(0, 1), (1, 2), (2, 3)]
     moves = repaint_moves(6, jump_length=2, repeats=3)
