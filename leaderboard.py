@@ -5,8 +5,10 @@
 Prints the tables and writes results/leaderboard.{md,csv,html} (and leaderboard_inpaint.csv).
 Generation entries without exactly 5,000 samples are listed apart, not ranked. Neighbours whose
 FIDs differ by less than twice their combined bootstrap spread are marked as within noise (~).
-Inpainting entries (results/NAME_inpaint.json) are ranked within each mask by hole MSE, with
-neighbours within twice their combined standard error marked the same way.
+Inpainting entries (results/NAME_inpaint.json) are ranked by hole MSE among entries scored on the
+same mask and test digits (seed, n_eval). Neighbours are marked within noise when their hole MSEs
+differ by less than twice the standard error of the difference: paired over the digits when both
+files hold per-digit errors, otherwise from the two standard errors.
 """
 import base64
 import csv
@@ -23,7 +25,7 @@ COLUMNS = ("rank", "student_name", "fid", "fid_std", "x_floor", "kid", "precisio
            "coverage", "class_kl", "confidence", "num_samples", "noise")
 REQUIRED_KEYS = ("student_name", "num_samples", "fid", "fid_bootstrap_std", "kid_mean")
 INPAINT_COLUMNS = ("mask", "rank", "student_name", "method", "hole_mse", "hole_mse_sem", "hole_psnr", "hole_l1",
-                   "hole_ssim", "whole_ssim", "s_per_image", "n_eval", "noise")
+                   "hole_ssim", "whole_ssim", "s_per_image", "n_eval", "seed", "noise")
 INPAINT_KEYS = ("student_name", "mask", "hole_mse", "hole_mse_sem", "hole_psnr", "hole_l1", "hole_ssim", "n_eval")
 
 
@@ -58,15 +60,15 @@ def within_noise(a: dict, b: dict) -> bool:
 
 def rank(entries: list[dict]) -> tuple[list[dict], list[dict]]:
     """(ranked rows, unranked rows with a reason)."""
-    from metrics.evaluation import REQUIRED_SAMPLES, unranked_reason
+    from metrics.evaluation import unranked_reason
 
-    ranked = sorted((e for e in entries if e["num_samples"] == REQUIRED_SAMPLES), key=lambda e: (e["fid"], e["kid_mean"]))
+    ranked = sorted((e for e in entries if unranked_reason(e["num_samples"]) is None),
+                    key=lambda e: (e["fid"], e["kid_mean"]))
     rows = []
     for i, e in enumerate(ranked):
         near = [ranked[j]["student_name"] for j in (i - 1, i + 1) if 0 <= j < len(ranked) and within_noise(e, ranked[j])]
         rows.append(_row(e, i + 1, "~ " + ", ".join(near) if near else ""))
-    unranked = [_row(e, "-", unranked_reason(e["num_samples"]))
-                for e in entries if e["num_samples"] != REQUIRED_SAMPLES]
+    unranked = [_row(e, "-", unranked_reason(e["num_samples"])) for e in entries if unranked_reason(e["num_samples"])]
     return rows, unranked
 
 
@@ -80,22 +82,34 @@ def _row(e: dict, rank_, noise: str) -> dict:
             "num_samples": e["num_samples"], "noise": noise}
 
 
+def inpaint_within_noise(a: dict, b: dict) -> bool:
+    from metrics.inpainting import paired_difference
+
+    if "hole_mse_per_image" in a and "hole_mse_per_image" in b:
+        diff, sem = paired_difference(a["hole_mse_per_image"], b["hole_mse_per_image"])
+    else:
+        diff, sem = a["hole_mse"] - b["hole_mse"], (a["hole_mse_sem"] ** 2 + b["hole_mse_sem"] ** 2) ** 0.5
+    return abs(diff) < 2 * sem
+
+
 def rank_inpainting(entries: list[dict]) -> list[dict]:
-    """Rows grouped by mask, ranked by hole MSE within each (ties by PSNR, higher first)."""
+    """Rows grouped by mask and test digits, ranked by hole MSE within each (ties by PSNR, higher first)."""
+    from dataio.mnist import EVAL_SEED
+
+    board = lambda e: (e["mask"], e.get("seed", EVAL_SEED), e["n_eval"])
     rows = []
-    for mask in sorted({e["mask"] for e in entries}):
-        group = sorted((e for e in entries if e["mask"] == mask), key=lambda e: (e["hole_mse"], -e["hole_psnr"]))
+    for key in sorted({board(e) for e in entries}):
+        group = sorted((e for e in entries if board(e) == key), key=lambda e: (e["hole_mse"], -e["hole_psnr"]))
         for i, e in enumerate(group):
-            near = [group[j]["student_name"] for j in (i - 1, i + 1) if 0 <= j < len(group)
-                    and abs(e["hole_mse"] - group[j]["hole_mse"])
-                    < 2 * (e["hole_mse_sem"] ** 2 + group[j]["hole_mse_sem"] ** 2) ** 0.5]
+            near = [group[j]["student_name"] for j in (i - 1, i + 1)
+                    if 0 <= j < len(group) and inpaint_within_noise(e, group[j])]
             g = lambda k, fmt: format(e[k], fmt) if isinstance(e.get(k), (int, float)) else ""
-            rows.append({"mask": mask, "rank": i + 1, "student_name": e["student_name"],
+            rows.append({"mask": key[0], "rank": i + 1, "student_name": e["student_name"],
                          "method": e.get("method", ""), "hole_mse": g("hole_mse", ".5f"),
                          "hole_mse_sem": g("hole_mse_sem", ".5f"), "hole_psnr": g("hole_psnr", ".2f"),
                          "hole_l1": g("hole_l1", ".4f"), "hole_ssim": g("hole_ssim", ".4f"),
                          "whole_ssim": g("whole_ssim", ".4f"), "s_per_image": g("seconds_per_image", ".4f"),
-                         "n_eval": e["n_eval"], "noise": "~ " + ", ".join(near) if near else ""})
+                         "n_eval": e["n_eval"], "seed": key[1], "noise": "~ " + ", ".join(near) if near else ""})
     return rows
 
 

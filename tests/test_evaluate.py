@@ -139,12 +139,22 @@ def test_leaderboard_ranks_inpainting_within_each_mask(tmp_path):
         (res / f"{name}_inpaint.json").write_text(json.dumps({
             "student_name": name, "task": "inpaint", "mask": mask, "method": "m", "hole_mse": mse,
             "hole_mse_sem": sem, "hole_psnr": 10.0, "hole_l1": 0.1, "hole_ssim": 0.5, "n_eval": 500}))
+    # other test digits: ranked apart; per-digit errors: noise judged on the paired difference, here
+    # always +0.01 (standard error 0), though the two standard errors alone would call them even
+    per_digit = [0.1, 0.2, 0.3, 0.4]
+    for name, mask, seed, errors in [("s", "center 8", 7, per_digit), ("p", "half", 42, per_digit),
+                                     ("q", "half", 42, [e + 0.01 for e in per_digit])]:
+        (res / f"{name}_inpaint.json").write_text(json.dumps({
+            "student_name": name, "task": "inpaint", "mask": mask, "method": "m", "hole_mse": sum(errors) / 4,
+            "hole_mse_sem": 0.065, "hole_psnr": 10.0, "hole_l1": 0.1, "hole_ssim": 0.5, "n_eval": 4, "seed": seed,
+            "hole_mse_per_image": errors}))
     (res / "v_inpaint.json").write_text(json.dumps({"student_name": "v", "task": "inpaint"}))
     proc = run("leaderboard.py", cwd=tmp_path)
     assert proc.returncode == 0 and "v_inpaint.json" in proc.stderr
     rows = list(csv.DictReader(open(res / "leaderboard_inpaint.csv")))
-    assert [(r["mask"], r["rank"], r["student_name"]) for r in rows] == [
-        ("center 12", "1", "z"), ("center 8", "1", "y"), ("center 8", "2", "w"), ("center 8", "3", "x")]
-    assert rows[1]["noise"] == "~ w" and rows[3]["noise"] == ""
+    assert [(r["mask"], r["rank"], r["student_name"], r["seed"]) for r in rows] == [
+        ("center 12", "1", "z", "42"), ("center 8", "1", "s", "7"), ("center 8", "1", "y", "42"),
+        ("center 8", "2", "w", "42"), ("center 8", "3", "x", "42"), ("half", "1", "p", "42"), ("half", "2", "q", "42")]
+    assert rows[2]["noise"] == "~ w" and rows[4]["noise"] == "" and rows[5]["noise"] == rows[6]["noise"] == ""
     assert "## Inpainting" in (res / "leaderboard.md").read_text()
     assert "<h2>Inpainting</h2>" in (res / "leaderboard.html").read_text()
