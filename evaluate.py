@@ -101,9 +101,9 @@ def main(argv=None) -> int:
     from_sample_py = src.name in ("samples", "samples.npz") and meta_path.is_file()
     sampling = json.loads(meta_path.read_text()) if from_sample_py else None
     n = len(images)
+    reason = unranked_reason(n)
     result = {
-        "student_name": name, "num_samples": n, "ranked": unranked_reason(n) is None,
-        "not_ranked_reason": unranked_reason(n),
+        "student_name": name, "num_samples": n, "ranked": reason is None, "not_ranked_reason": reason,
         **metrics,
         "samples": str(src), "samples_sha256": hashlib.sha256(images.tobytes()).hexdigest(),
         "sampling": sampling, "feature_net": args.feature_net, "feature_net_sha256": sha,

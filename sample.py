@@ -36,7 +36,7 @@ from engine import checkpoint, config, distributed, moons
 from engine.errors import ArgumentParser, UserError, exit_on_user_error
 from engine.fileio import atomic_dir, check_name, ensure_dir, sha256_file, write_json
 from engine.generation import generate, pick_device
-from engine.inpainting import complete, panel_rows
+from engine.inpainting import complete, panel_rows, stop_level
 from models.model import build_model
 
 PANEL_DIGITS, PANEL_SAMPLES = 10, 3
@@ -200,9 +200,6 @@ def completion_config(args, cfg, ckpt_path) -> None:
         raise UserError(f"{ckpt_path} is a one-pass completion model (task.name=complete), deterministic and "
                         f"without sampling steps; {diffusion_only[0].split('=')[0]} needs a diffusion checkpoint")
     config.apply_overrides(cfg, given)
-    if cfg.task.name == "generate" and cfg.sample.mean_at:
-        raise UserError(f"sample.mean_at needs a conditional inpainting checkpoint (task.name=inpaint); {ckpt_path} "
-                        "does not see the observation, so its clean estimates are not the posterior mean")
 
 
 def inpaint_test_digits(args, cfg, model, device, name: str, source: dict) -> int:
@@ -243,7 +240,7 @@ def method_name(cfg) -> str:
     resample = f", RePaint j{s.jump_length} r{s.dc_repeats}" if s.dc_repeats > 1 else ", DC"
     mean = f", mean of {s.mean_of}" if s.mean_of > 1 else ""
     if s.mean_at:
-        mean += f"{' ' if mean else ', '}estimates at t = {round(s.mean_at * cfg.diffusion.timesteps)}"
+        mean += f"{' ' if mean else ', '}estimates at t = {stop_level(cfg)}"
     eta = f" eta {s.eta:g}" if s.eta else ""
     return f"{kind} DDIM x{s.steps}{eta}{resample}{mean}"
 

@@ -285,6 +285,9 @@ def validate(cfg: Config, where: str) -> None:
     _require(-1 <= s.digit < max(m.num_classes, 10), "sample.digit", "-1 (balanced) or a digit 0-9", s.digit, where)
     _require(s.guidance >= 0, "sample.guidance", ">= 0", s.guidance, where)
     _require(0 <= s.mean_at < 1, "sample.mean_at", "in [0, 1)", s.mean_at, where)
+    _require(s.mean_at == 0 or cfg.task.name == "inpaint", "sample.mean_at",
+             "0 unless task.name=inpaint (only a model that sees the observation has the posterior mean as its "
+             "clean estimate)", s.mean_at, where)
     _require(s.guidance == 0 or m.num_classes > 0, "sample.guidance",
              "0 for an unconditional model (guidance needs model.num_classes: 10)", s.guidance, where)
     _require(s.digit == -1 or m.num_classes > 0, "sample.digit",

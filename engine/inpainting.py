@@ -75,6 +75,11 @@ def loss(model, sched, x0: torch.Tensor, mask: torch.Tensor, cfg) -> tuple[torch
     return value, parts
 
 
+def stop_level(cfg) -> int:
+    """The level at which a diffusion completion stops (sample.mean_at * T); 0 = a finished sample."""
+    return round(cfg.sample.mean_at * cfg.diffusion.timesteps)
+
+
 def complete(model, cfg, images: torch.Tensor, masks: torch.Tensor, generator: torch.Generator, *,
              batch_size: int, device, mean_of: int = 1, progress: bool = True) -> np.ndarray:
     """Complete uint8 digits (N, 28, 28) on bool masks (N, 1, 28, 28) with a model trained for any
@@ -110,7 +115,7 @@ def complete(model, cfg, images: torch.Tensor, masks: torch.Tensor, generator: t
                 x = inpaint(denoiser, sched, y, m, generator, steps=s.steps, eta=s.eta,
                             prediction=cfg.diffusion.prediction, clip_x0=s.clip_x0, spacing=s.spacing,
                             self_cond=cfg.diffusion.self_cond, repeats=s.dc_repeats, jump_length=s.jump_length,
-                            fixed_z=s.dc_fixed_z, init_from_y=s.init_from_y, stop_at=round(s.mean_at * sched.T))
+                            fixed_z=s.dc_fixed_z, init_from_y=s.init_from_y, stop_at=stop_level(cfg))
                 x = x.view(b, mean_of, *x.shape[1:]).mean(1)
             out.append(to_uint8(x).numpy())
             bar.update(b)

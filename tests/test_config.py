@@ -39,6 +39,8 @@ def test_round_trip_through_dict():
     ("model.attn_levels=[5]", "model.attn_levels"),
     ("model.name=resnet", "unet, transformer"),
     ("model.patch_size=5", "divisor of 28"),
+    ("sample.mean_at=1", "sample.mean_at.*in .0, 1."),
+    ("sample.mean_at=0.5", "sample.mean_at.*unless task.name=inpaint"),
     ("steps", "section.key=value"),
 ])
 def test_bad_overrides_name_the_key(override, fragment):

@@ -179,7 +179,8 @@ def test_completions_keep_every_known_pixel(task):
     g = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (5, 28, 28), dtype=torch.uint8)
     m = masks.make("box", 5, size=9, generator=g)
-    for mean_of, mean_at in [(1, 0.0), (3, 0.0), (3, 0.5)] if task != "complete" else [(1, 0.0)]:
+    draws = {"generate": [(1, 0.0), (3, 0.0)], "inpaint": [(1, 0.0), (3, 0.0), (3, 0.5)], "complete": [(1, 0.0)]}
+    for mean_of, mean_at in draws[task]:
         cfg.sample.mean_of, cfg.sample.mean_at = mean_of, mean_at
         out = inpainting.complete(model, cfg, images, m, g, batch_size=2, device="cpu", progress=False)
         assert out.shape == (5, 28, 28) and out.dtype == np.uint8
