@@ -42,3 +42,6 @@ longer_8x8() { # STEPS: both 8x8 models trained for STEPS steps; the regression 
 $PY scripts/inpaint_table.py
 longer_8x8 6000   # where eta 1, 50 steps and mean_at 0.5 were picked, on the first 100 of the seed-42 digits
 longer_8x8 12000  # the same settings, unchanged
+# the 12,000-step diffusion model against the regression's best run (6,000 steps; it overfits at 12,000)
+$PY scripts/inpaint_table.py --against reg8_6k_x1 cond8_12k_tw32 cond8_12k_mean8
+$PY scripts/inpaint_table.py --against reg8_6k_s7 cond8_12k_tw32_s7
