@@ -94,12 +94,11 @@ def inpaint_within_noise(a: dict, b: dict) -> bool:
 
 def rank_inpainting(entries: list[dict]) -> list[dict]:
     """Rows grouped by mask and test digits, ranked by hole MSE within each (ties by PSNR, higher first)."""
-    from dataio.mnist import EVAL_SEED
+    from metrics.inpainting import scored_on
 
-    board = lambda e: (e["mask"], e.get("seed", EVAL_SEED), e["n_eval"])
     rows = []
-    for key in sorted({board(e) for e in entries}):
-        group = sorted((e for e in entries if board(e) == key), key=lambda e: (e["hole_mse"], -e["hole_psnr"]))
+    for key in sorted({scored_on(e) for e in entries}):
+        group = sorted((e for e in entries if scored_on(e) == key), key=lambda e: (e["hole_mse"], -e["hole_psnr"]))
         for i, e in enumerate(group):
             near = [group[j]["student_name"] for j in (i - 1, i + 1)
                     if 0 <= j < len(group) and inpaint_within_noise(e, group[j])]

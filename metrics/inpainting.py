@@ -10,6 +10,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from dataio.mnist import EVAL_SEED
+
 
 def gaussian_window(size: int = 7, sigma: float = 1.5, dtype=torch.float64) -> torch.Tensor:
     """Normalised 1D Gaussian taps at offsets -(size // 2)..size // 2 (scipy.ndimage's kernel)."""
@@ -91,6 +93,13 @@ def paired_difference(a, b) -> tuple[float, float]:
     tighter than the two means' own errors, since most of their spread is which digits are hard."""
     d = torch.as_tensor(a, dtype=torch.float64) - torch.as_tensor(b, dtype=torch.float64)
     return float(d.mean()), float(d.std() / math.sqrt(len(d))) if len(d) > 1 else 0.0
+
+
+def scored_on(result: dict) -> tuple:
+    """(mask, seed, n_eval) of an inpainting result (results/NAME_inpaint.json): the mask and test digits
+    it was scored on. Results are ranked together, and paired digit by digit, only when these agree.
+    Files written before the seed was recorded used EVAL_SEED."""
+    return result["mask"], result.get("seed", EVAL_SEED), result["n_eval"]
 
 
 def summarize(values: dict[str, torch.Tensor]) -> dict[str, float]:

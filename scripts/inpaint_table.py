@@ -12,13 +12,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.errors import ArgumentParser, UserError, exit_on_user_error  # noqa: E402
-from metrics.inpainting import paired_difference  # noqa: E402
+from metrics.inpainting import paired_difference, scored_on  # noqa: E402
 
 
 def versus(r: dict, base: dict) -> str:
     """'ratio, difference +- sem' of r's hole MSE against base's, or '' if not scored on the same digits."""
-    same = all(r.get(k) == base.get(k) for k in ("mask", "seed", "n_eval"))
-    if not same or "hole_mse_per_image" not in r or "hole_mse_per_image" not in base:
+    if scored_on(r) != scored_on(base) or "hole_mse_per_image" not in r or "hole_mse_per_image" not in base:
         return ""
     diff, sem = paired_difference(r["hole_mse_per_image"], base["hole_mse_per_image"])
     return f"{r['hole_mse'] / base['hole_mse']:.3f}x, {diff:+.4f} +- {sem:.4f}"
