@@ -58,3 +58,19 @@ def reverse_strip(path: str | Path, states: list[tuple[float, np.ndarray]]) -> N
     for ax, (level, points) in zip(axes[0], states):
         _panel(ax, points, f"t = {level:g}", COLORS["generated"], box=NOISE_BOX)
     _save(fig, path)
+
+
+def learning_curve(path: str | Path, minutes, images, fid, floor: float, title: str) -> None:
+    """FID against training minutes and against images seen (log y), with the FID floor and 3x it."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
+    for ax, x, label in ((axes[0], minutes, "training minutes"), (axes[1], np.asarray(images) / 1e3, "images seen (thousands)")):
+        ax.plot(x, fid, "o-", color=COLORS["generated"], label="FID")
+        for k, style in ((1, ":"), (3, "--")):
+            ax.axhline(k * floor, color="gray", linestyle=style, linewidth=1, label=f"{k}x floor ({k * floor:.1f})")
+        ax.set_xlabel(label)
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("FID (log scale)")
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    _save(fig, path)

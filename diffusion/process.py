@@ -45,6 +45,29 @@ def to_x0_eps(prediction: str, out: torch.Tensor, x_t: torch.Tensor, a: torch.Te
 
 
 WEIGHTINGS = ("uniform", "min_snr", "p2")
+LEVEL_SAMPLINGS = ("uniform", "lognormal")
+
+
+def sample_levels(sched: Schedule, n: int, generator: torch.Generator | None = None, how: str = "uniform",
+                  p_mean: float = -1.2, p_std: float = 1.2) -> torch.Tensor:
+    """n training levels t in 1..T (int64, on the CPU).
+
+    uniform:   t ~ U{1..T} (Ho et al. 2020).
+    lognormal: log sigma ~ N(p_mean, p_std^2) with sigma = sqrt((1 - alpha_bar) / alpha_bar), the
+               noise-level distribution of EDM (Karras et al. 2022, arXiv:2206.00364, Table 1), mapped
+               to the integer level whose log sigma is nearest, clamped to the schedule's range. It
+               puts the training signal on the middle levels, where the denoiser's error shapes the
+               samples, instead of spending most of it near pure noise and near clean data."""
+    if how == "uniform":
+        return torch.randint(1, sched.T + 1, (n,), generator=generator)
+    if how != "lognormal":
+        raise ValueError(f"unknown level sampling {how!r}; choose one of {', '.join(LEVEL_SAMPLINGS)}")
+    ab = sched.alpha_bar[1:]
+    log_sigma = (0.5 * torch.log((1 - ab) / ab)).float()  # increasing in t
+    z = torch.randn(n, generator=generator) * p_std + p_mean
+    i = torch.searchsorted(log_sigma, z).clamp(1, sched.T - 1)  # log_sigma[i - 1] < z <= log_sigma[i]
+    nearer_below = (z - log_sigma[i - 1]) < (log_sigma[i] - z)
+    return i + 1 - nearer_below.long()  # level = index + 1
 
 
 def loss_weight(weighting: str, prediction: str, snr: torch.Tensor, min_snr_gamma: float = 5.0, p2_k: float = 1.0,
@@ -76,7 +99,7 @@ def training_loss(denoiser, sched: Schedule, x0: torch.Tensor, prediction: str =
                   generator: torch.Generator | None = None, weighting: str = "uniform", *, self_cond: bool = False,
                   labels: torch.Tensor | None = None, pixel_weight: torch.Tensor | None = None,
                   t: torch.Tensor | None = None, noise: torch.Tensor | None = None, **weight_args) -> torch.Tensor:
-    """Weighted MSE: t ~ U{1..T}, eps ~ N(0, I), w(t) || f(x_t, t) - target ||^2 averaged, each
+    """Weighted MSE: t ~ U{1..T} (unless given), eps ~ N(0, I), w(t) || f(x_t, t) - target ||^2 averaged, each
     pixel's squared error times `pixel_weight` if given (e.g. a hole weight for inpainting).
 
     self_cond (Chen et al. 2022, arXiv:2208.04202): the network also sees a clean-image estimate as
@@ -111,7 +134,9 @@ def training_loss(denoiser, sched: Schedule, x0: torch.Tensor, prediction: str =
 def config_loss(denoiser, sched: Schedule, x0: torch.Tensor, d, generator: torch.Generator | None = None,
                 labels: torch.Tensor | None = None, pixel_weight: torch.Tensor | None = None,
                 t: torch.Tensor | None = None, noise: torch.Tensor | None = None):
-    """training_loss with the target, weighting and self-conditioning of a DiffusionConfig `d`."""
+    """training_loss with the target, weighting, level sampling and self-conditioning of a DiffusionConfig `d`."""
+    if t is None:
+        t = sample_levels(sched, x0.shape[0], generator, d.level_sampling, d.p_mean, d.p_std).to(x0.device)
     return training_loss(denoiser, sched, x0, d.prediction, generator, d.loss_weighting, self_cond=d.self_cond,
                          labels=labels, pixel_weight=pixel_weight, t=t, noise=noise, min_snr_gamma=d.min_snr_gamma,
                          p2_k=d.p2_k, p2_gamma=d.p2_gamma)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from diffusion.process import TARGETS, WEIGHTINGS
+from diffusion.process import LEVEL_SAMPLINGS, TARGETS, WEIGHTINGS
 from diffusion.samplers import SAMPLERS, SIGMAS, SPACINGS
 from diffusion.schedule import SCHEDULES
 from dataio import masks
@@ -50,6 +50,9 @@ class DiffusionConfig:
     min_snr_gamma: float = 5.0
     p2_k: float = 1.0
     p2_gamma: float = 1.0
+    level_sampling: str = "uniform"  # training levels: uniform | lognormal (EDM's log sigma ~ N(p_mean, p_std^2))
+    p_mean: float = -1.2  # lognormal level sampling: mean of log sigma (Karras et al. 2022)
+    p_std: float = 1.2  # lognormal level sampling: std of log sigma
     self_cond: bool = False  # self-conditioning (Chen et al. 2022): feed the previous x0 estimate back in
 
 
@@ -68,7 +71,7 @@ class TrainConfig:
     ema_every: int = 1  # update the EMA every k steps
     seed: int = 0  # one seed for weights, data order, noise and dropout
     device: str = "auto"  # auto (cuda > mps > cpu) | cpu | cuda | mps
-    bf16: bool = False  # bf16 autocast, CUDA only
+    bf16: bool = False  # bf16 autocast of the training steps (CUDA, and CPUs: fast where they have AVX512-BF16/AMX)
     tf32: bool = True  # CUDA: TF32 matmuls and convolutions
     channels_last: bool = True  # images in NHWC memory layout (faster convolutions)
     compile: bool = False  # torch.compile the network for the training steps (checkpoints keep the plain module)
@@ -78,6 +81,8 @@ class TrainConfig:
     log_every: int = 50
     ckpt_every: int = 1000
     sample_every: int = 2000  # EMA sample grid; 0 disables
+    eval_every: int = 0  # FID of eval_samples EMA samples (sample.* settings) into log.tsv every k steps; 0 disables
+    eval_samples: int = 1000  # samples per training-time FID (fewer than 5,000: biased upwards, for curves only)
 
 
 @dataclass
@@ -150,6 +155,7 @@ CHOICES = {
     "diffusion.schedule": SCHEDULES,
     "diffusion.prediction": TARGETS,
     "diffusion.loss_weighting": WEIGHTINGS,
+    "diffusion.level_sampling": LEVEL_SAMPLINGS,
     "train.lr_schedule": ("cosine", "constant"),
     "train.device": ("auto", "cpu", "cuda", "mps"),
     "sample.sampler": SAMPLERS,
@@ -274,10 +280,14 @@ def validate(cfg: Config, where: str) -> None:
     for key, value in positive.items():
         _require(value >= 1, key, ">= 1", value, where)
     for key, value in {"data.subset": cfg.data.subset, "train.sample_every": t.sample_every,
-                       "train.warmup_steps": t.warmup_steps, "train.clip_grad": t.clip_grad,
+                       "train.warmup_steps": t.warmup_steps, "train.eval_every": t.eval_every, "train.clip_grad": t.clip_grad,
                        "train.weight_decay": t.weight_decay, "sample.eta": s.eta}.items():
         _require(value >= 0, key, ">= 0", value, where)
     _require(t.lr > 0, "train.lr", "> 0", t.lr, where)
+    _require(d.p_std > 0, "diffusion.p_std", "> 0", d.p_std, where)
+    _require(t.eval_every == 0 or (cfg.task.name == "generate" and cfg.data.name == "mnist"), "train.eval_every",
+             "0 unless task.name=generate on data.name=mnist (the FID compares digits)", t.eval_every, where)
+    _require(t.eval_samples >= 2, "train.eval_samples", ">= 2 (FID needs a covariance)", t.eval_samples, where)
     _require(0 <= t.ema_decay < 1, "train.ema_decay", "in [0, 1)", t.ema_decay, where)
     _require(0 <= m.dropout < 1, "model.dropout", "in [0, 1)", m.dropout, where)
     _require(0 <= t.label_dropout < 1, "train.label_dropout", "in [0, 1)", t.label_dropout, where)

@@ -22,7 +22,7 @@ from dataio.images import save_grid, save_rows
 from dataio.moons import make_moons
 from dataio.plots import COLORS, scatter
 from dataio.mnist import batch_indices, load_mnist, to_model_range
-from diffusion.process import config_loss
+from diffusion.process import config_loss, sample_levels
 from diffusion.schedule import from_config
 from engine import checkpoint, distributed
 from engine.config import Config, save_yaml
@@ -31,9 +31,11 @@ from engine.errors import UserError
 from engine.fileio import ensure_dir, write_text
 from engine import inpainting
 from engine.generation import generate, keyed_generator, pick_device
+from metrics.evaluation import lenet_fid
 from models.model import build_model
 
-LOG_FIELDS = ("step", "epoch", "loss", "lr", "grad_norm", "images_per_s", "hole_mse", "hole_l1", "ssim")
+LOG_FIELDS = ("step", "epoch", "loss", "lr", "grad_norm", "images_per_s", "hole_mse", "hole_l1", "ssim", "train_s",
+              "fid")
 PANEL_DIGITS = 8  # test digits in the inpainting panels written during training
 
 
@@ -165,7 +167,8 @@ def _micro_loss(model, cfg: Config, diff_sched, images, labels, fixed_masks, idx
     if cfg.model.num_classes:  # label dropout: the "no label" token trains the unconditional model for CFG
         drop = torch.rand(micro, generator=g) < cfg.train.label_dropout
         y = labels[idx.to(labels.device)].masked_fill(drop.to(labels.device), cfg.model.num_classes)[rows].to(device)
-    t = torch.randint(1, diff_sched.T + 1, (micro,), generator=g)[rows].to(device)
+    d = cfg.diffusion
+    t = sample_levels(diff_sched, micro, g, d.level_sampling, d.p_mean, d.p_std)[rows].to(device)
     noise = torch.randn((micro, *x0.shape[1:]), generator=g)[rows].to(device, x0.dtype)
     return config_loss(model, diff_sched, x0, cfg.diffusion, generator=g, labels=y, t=t, noise=noise), {}
 
@@ -183,6 +186,14 @@ def _pictures(ema_model, cfg: Config, paths: RunPaths, step: int, panel, panel_m
         scatter(paths.out_dir / f"train_scatter_{step:07d}.png", [(f"EMA samples, step {step}", out, COLORS["generated"])])
     else:
         save_grid(paths.out_dir / f"train_grid_{step:07d}.png", out)
+
+
+def _eval_fid(ema_model, cfg: Config, fid, device) -> float:
+    """FID of train.eval_samples EMA digits drawn with the sample.* settings (seed sample.seed)."""
+    s = cfg.sample
+    digits = generate(ema_model, cfg, cfg.train.eval_samples, seed=s.seed, sampler=s.sampler, steps=s.steps, eta=s.eta,
+                      batch_size=s.batch_size, device=device, progress=False)
+    return fid(digits)
 
 
 def train(cfg: Config, name: str, *, restart: bool = False, paths: RunPaths | None = None,
@@ -218,7 +229,7 @@ def train(cfg: Config, name: str, *, restart: bool = False, paths: RunPaths | No
         opt, partial(lr_factor, warmup=t.warmup_steps, total=t.steps, schedule=t.lr_schedule))
     diff_sched = from_config(cfg.diffusion)
 
-    step = 0
+    step, train_s = 0, 0.0
     if paths.last.exists() and not restart:
         ckpt = checkpoint.load(paths.last)
         old = checkpoint.config_of(ckpt, paths.last)
@@ -232,6 +243,7 @@ def train(cfg: Config, name: str, *, restart: bool = False, paths: RunPaths | No
         opt.load_state_dict(ckpt["optimizer"])
         lr_sched.load_state_dict(ckpt["scheduler"])
         step = ckpt["step"]
+        train_s = float(ckpt.get("train_seconds", 0.0))
         checkpoint.set_rng_state(ckpt["rng"])  # rank 0's; the others move on to their own streams
         if ctx.rank:
             seed_everything(t.seed + ctx.rank + 1_000_003 * step)
@@ -250,7 +262,7 @@ def train(cfg: Config, name: str, *, restart: bool = False, paths: RunPaths | No
     def payload() -> dict:  # the unwrapped module: checkpoints load into a plain model
         return {"kind": "diffusion", "config": cfg.to_dict(), "step": step, "model": model.state_dict(),
                 "ema": ema.state_dict(), "optimizer": opt.state_dict(), "scheduler": lr_sched.state_dict(),
-                "rng": checkpoint.rng_state(), "world_size": ctx.world}
+                "rng": checkpoint.rng_state(), "world_size": ctx.world, "train_seconds": train_s}
 
     def save(*targets: Path) -> None:
         distributed.check_replicas(ctx, model)
@@ -261,13 +273,15 @@ def train(cfg: Config, name: str, *, restart: bool = False, paths: RunPaths | No
 
     rows = slice(ctx.rank, None, ctx.world)  # this process's rows of every global micro-batch
     clip = t.clip_grad if t.clip_grad > 0 else float("inf")
-    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=t.bf16 and device.type == "cuda")
+    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=t.bf16)
+    fid = lenet_fid(cfg.data.root) if ctx.main and t.eval_every else None
     log_file = open(paths.log, "a", newline="") if ctx.main else contextlib.nullcontext()
     log = csv.DictWriter(log_file, LOG_FIELDS, delimiter="\t") if ctx.main else None
     if ctx.main and log_file.tell() == 0:
         log.writeheader()
     losses, norms, part_sums, tick, seen = [], [], {}, time.perf_counter(), 0
     stopped = False
+    clock = time.perf_counter()  # train_s: seconds of this schedule so far, training-time FIDs excluded
     model.train()
     with StopFlag() as stop, log_file, tqdm(total=t.steps, initial=step, desc=name,
                                             disable=not (progress and ctx.main)) as bar:
@@ -295,14 +309,22 @@ def train(cfg: Config, name: str, *, restart: bool = False, paths: RunPaths | No
                 ema.update(model)
             bar.update(1)
             stopped = distributed.any_flag(ctx, stop.signal is not None)
+            now = time.perf_counter()
+            train_s, clock = train_s + now - clock, now
+            evaluating, score = t.eval_every and (step % t.eval_every == 0 or step == t.steps), None
+            if evaluating and ctx.main:  # the evaluation's time stays out of train_s and images/s
+                score = _eval_fid(ema.model, cfg, fid, device)
+                spent = time.perf_counter() - now
+                clock, tick = clock + spent, tick + spent
 
-            if step % t.log_every == 0 or step == t.steps:  # every process: the means are over all of them
+            if step % t.log_every == 0 or step == t.steps or evaluating:  # every process: means over all of them
                 loss_mean, *part_means = distributed.mean_over(
                     ctx, [sum(losses) / len(losses), *(v / len(norms) for v in part_sums.values())])
                 if ctx.main:
                     row = {"step": step, "epoch": f"{step * t.batch_size / len(images):.2f}", "loss": f"{loss_mean:.5f}",
                            "lr": f"{opt.param_groups[0]['lr']:.3e}", "grad_norm": f"{sum(norms) / len(norms):.4f}",
-                           "images_per_s": f"{seen / (time.perf_counter() - tick):.1f}",
+                           "images_per_s": f"{seen / (time.perf_counter() - tick):.1f}", "train_s": f"{train_s:.1f}",
+                           "fid": "" if score is None else f"{score:.3f}",
                            **{f"hole_{k}" if k != "ssim" else k: f"{v:.5f}" for k, v in zip(part_sums, part_means)}}
                     log.writerow(row)
                     log_file.flush()

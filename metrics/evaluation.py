@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 
 from dataio.mnist import load_mnist
-from engine.fileio import atomic_path
+from engine.fileio import atomic_path, ensure_dir
+from metrics import features
 from metrics.fid import frechet_distance, gaussian_stats
 from metrics.kid import kid
 from metrics.prdc import density_coverage, precision_recall
@@ -75,3 +76,21 @@ def evaluate_features(fake: np.ndarray, probs: np.ndarray, ref: dict) -> dict:
         "mean_confidence": float(probs.max(1).mean()),
     }
 
+
+
+def _lenet_reference(data_root: str, cache_dir: str | Path):
+    net = features.load_lenet()
+    extract = lambda imgs: features.extract(net, imgs, progress=False)[0]
+    return extract, reference(extract, data_root, ensure_dir(cache_dir), features.sha256())
+
+
+def lenet_fid(data_root: str, cache_dir: str | Path = "data/fid_cache"):
+    """`fid(uint8 digits (N, 28, 28)) -> float`: FID against the MNIST test set with the shipped
+    feature network, as evaluate.py computes it (for training-time learning curves)."""
+    extract, ref = _lenet_reference(data_root, cache_dir)
+    return lambda images: frechet_distance(*gaussian_stats(extract(images)), ref["mu"], ref["sigma"])
+
+
+def floor_mean(data_root: str, cache_dir: str | Path = "data/fid_cache") -> float:
+    """The shipped feature network's FID floor (mean over the reference's draws of training digits)."""
+    return float(_lenet_reference(data_root, cache_dir)[1]["floor"].mean())

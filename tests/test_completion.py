@@ -93,7 +93,7 @@ def test_folder_config_trains_with_three_row_panels(tmp_path):
     assert panel.mode == "RGB" and panel.size == ((8 * 34 + 2) * 2, (3 * 34 + 2) * 2), "3 rows of 8 pairs"
     log = (tmp_path / "checkpoints" / "fold" / "log.tsv").read_text().splitlines()
     assert log[0].split("\t") == ["step", "epoch", "loss", "lr", "grad_norm", "images_per_s", "hole_mse", "hole_l1",
-                                   "ssim"] and len(log) == 3
+                                   "ssim", "train_s", "fid"] and len(log) == 3
     assert all(row.split("\t")[8] for row in log[1:]), "SSIM logged"
 
 

@@ -42,6 +42,9 @@ def test_round_trip_through_dict():
     ("sample.mean_at=1", "sample.mean_at.*in .0, 1."),
     ("sample.mean_at=0.5", "sample.mean_at.*unless task.name=inpaint"),
     ("steps", "section.key=value"),
+    ("diffusion.level_sampling=beta", "uniform, lognormal"),
+    ("diffusion.p_std=0", "diffusion.p_std"),
+    ("train.eval_samples=1", "train.eval_samples"),
 ])
 def test_bad_overrides_name_the_key(override, fragment):
     with pytest.raises(UserError, match=fragment.replace("[", r"\[")):
@@ -59,3 +62,8 @@ def test_bad_files(tmp_path):
     unknown.write_text("train:\n  lr_rate: 0.1\n")
     with pytest.raises(UserError, match=r"train.lr_rate in .*unknown.yaml.*did you mean train.lr"):
         config.load(unknown)
+
+
+def test_training_time_fid_is_for_digit_generation_only():
+    with pytest.raises(UserError, match="train.eval_every"):
+        config.load(REPO / "configs" / "inpaint_tiny.yaml", ["train.eval_every=10"])

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from diffusion import samplers
-from diffusion.process import q_sample, target, to_x0_eps, training_loss
+from diffusion.process import q_sample, sample_levels, target, to_x0_eps, training_loss
 from diffusion.schedule import make_schedule
 
 
@@ -199,3 +199,25 @@ def test_weighted_losses_agree_across_targets():
     losses = {p: training_loss(as_target(p), s, x0, p, torch.Generator().manual_seed(1), "min_snr").item()
               for p in ("eps", "v", "x0")}
     assert losses["eps"] == pytest.approx(losses["v"], rel=1e-6) and losses["eps"] == pytest.approx(losses["x0"], rel=1e-6)
+
+
+def test_lognormal_levels_have_edm_log_sigma_distribution():
+    """log sigma of the drawn levels ~ N(p_mean, p_std^2), up to rounding to the nearest level."""
+    s = make_schedule("linear", 1000)
+    t = sample_levels(s, 200_000, torch.Generator().manual_seed(0), "lognormal", p_mean=-0.5, p_std=0.8)
+    assert t.min() >= 1 and t.max() <= 1000 and t.dtype == torch.int64
+    ab = s.alpha_bar[t]
+    log_sigma = 0.5 * torch.log((1 - ab) / ab)
+    assert log_sigma.mean().item() == pytest.approx(-0.5, abs=0.01)
+    assert log_sigma.std().item() == pytest.approx(0.8, abs=0.01)
+    # the nearest level: no level is closer in log sigma than the one drawn (checked on a few)
+    all_log = 0.5 * torch.log((1 - s.alpha_bar[1:]) / s.alpha_bar[1:])
+    z = torch.randn(5, generator=torch.Generator().manual_seed(1)) * 0.8 - 0.5
+    got = sample_levels(s, 5, torch.Generator().manual_seed(1), "lognormal", p_mean=-0.5, p_std=0.8)
+    assert torch.equal(got, (all_log[None, :] - z[:, None].double()).abs().argmin(1) + 1)
+
+
+def test_uniform_levels_are_the_ddpm_draw():
+    s = make_schedule("linear", 100)
+    got = sample_levels(s, 1000, torch.Generator().manual_seed(3))
+    assert torch.equal(got, torch.randint(1, 101, (1000,), generator=torch.Generator().manual_seed(3)))

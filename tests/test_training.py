@@ -164,3 +164,36 @@ def test_fast_paths_do_not_change_the_result(tmp_path, switch):
         ends.append(checkpoint.load(tmp_path / "checkpoints" / name / "final.pt")["model"])
     for key in ends[0]:
         torch.testing.assert_close(ends[1][key], ends[0][key], rtol=1e-4, atol=1e-5, msg=key)
+
+
+def test_training_time_fid_is_logged_and_train_seconds_resume(tmp_path):
+    """train.eval_every writes an FID (of train.eval_samples EMA digits) into log.tsv at those steps
+    and at the end; train_s grows and is kept in the checkpoint for a resumed run."""
+    cfg = config.load(REPO / "configs" / "tiny.yaml", TINY + ["train.steps=4", "train.log_every=3",
+                                                               "train.eval_every=2", "train.eval_samples=40"])
+    paths = RunPaths.for_name("fid", tmp_path)
+    assert train(cfg, "fid", paths=paths, progress=False) == "done"
+    rows = [dict(zip(LOG_FIELDS, r.split("\t"))) for r in paths.log.read_text().splitlines()[1:]]
+    assert [r["step"] for r in rows] == ["2", "3", "4"]
+    assert rows[1]["fid"] == "" and all(float(rows[i]["fid"]) > 0 for i in (0, 2))
+    seconds = [float(r["train_s"]) for r in rows]
+    assert 0 < seconds[0] < seconds[1] < seconds[2]
+    assert checkpoint.load(paths.final)["train_seconds"] == pytest.approx(seconds[2], abs=0.05)
+    config.apply_overrides(cfg, ["train.steps=6"])
+    assert train(cfg, "fid", paths=paths, progress=False) == "done"
+    assert checkpoint.load(paths.final)["train_seconds"] > seconds[2]
+
+
+def test_checkpoint_from_before_level_sampling_still_loads(trained, tmp_path):
+    """Checkpoints written before diffusion.level_sampling / p_mean / p_std and train.eval_* existed
+    load with the old behaviour (uniform levels) and no training seconds."""
+    ckpt = checkpoint.load(trained / "checkpoints" / "tiny_test" / "final.pt")
+    for key in ("level_sampling", "p_mean", "p_std"):
+        del ckpt["config"]["diffusion"][key]
+    for key in ("eval_every", "eval_samples"):
+        del ckpt["config"]["train"][key]
+    del ckpt["train_seconds"]
+    old = tmp_path / "old.pt"
+    checkpoint.save(old, ckpt)
+    cfg = checkpoint.config_of(checkpoint.load(old), old)
+    assert cfg.diffusion.level_sampling == "uniform" and cfg.train.eval_every == 0
