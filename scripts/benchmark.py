@@ -9,6 +9,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from dataio import masks  # noqa: E402
 from diffusion.process import config_loss  # noqa: E402
@@ -17,7 +18,15 @@ from engine import config  # noqa: E402
 from engine.errors import ArgumentParser, exit_on_user_error  # noqa: E402
 from engine import inpainting  # noqa: E402
 from engine.generation import generate, pick_device  # noqa: E402
-from models.model import build_model  # noqa: E402
+from models.model import build_model, inputs  # noqa: E402
+
+
+def forward_flops(model, cfg, device) -> int:
+    """FLOPs (2 per multiply-add) of one network call on one image, by torch.utils.flop_counter."""
+    x = torch.zeros(1, inputs(cfg)["in_channels"], cfg.data.image_size, cfg.data.image_size, device=device)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x, torch.ones(1, device=device))
+    return counter.get_total_flops()
 
 
 @exit_on_user_error
@@ -41,10 +50,11 @@ def main():
     for i in range(args.train_steps + 3):
         if i == 3:  # warm-up steps excluded
             start = time.perf_counter()
-        if cfg.task.name == "generate":
-            loss = config_loss(model, sched, x0, cfg.diffusion)
-        else:
-            loss = inpainting.loss(model, sched, x0, hole, cfg)[0]
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cfg.train.bf16):  # as the trainer
+            if cfg.task.name == "generate":
+                loss = config_loss(model, sched, x0, cfg.diffusion)
+            else:
+                loss = inpainting.loss(model, sched, x0, hole, cfg)[0]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -64,7 +74,8 @@ def main():
     sample_rate = args.sample_n / (time.perf_counter() - start)
     if k.name == "generate":
         what += f" ({sample_rate * s.steps:.0f} denoiser evaluations/s)"
-    print(f"config={args.config} params={n_params / 1e6:.2f}M device={device} threads={torch.get_num_threads()}")
+    print(f"config={args.config} params={n_params / 1e6:.2f}M device={device} threads={torch.get_num_threads()} "
+          f"forward={forward_flops(model, cfg, device) / 1e6:.0f} MFLOP/image")
     print(f"train: {train_rate:.1f} images/s (batch {cfg.train.batch_size})")
     print(f"sample: {sample_rate:.2f} images/s with {what} (batch {batch})")
 

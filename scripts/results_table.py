@@ -2,7 +2,8 @@
 
     python scripts/results_table.py NAME [NAME ...] [--results results] [--checkpoints checkpoints]
 
-Reads results/NAME.json (evaluate.py) and checkpoints/NAME/config.yaml (train.py).
+Reads results/NAME.json (evaluate.py) and checkpoints/NAME/config.yaml (train.py), or for samples drawn
+from another run's checkpoint (sample.py --student_name NAME), that checkpoint's config.yaml.
 """
 import json
 import sys
@@ -22,18 +23,26 @@ def main(argv=None) -> int:
     p.add_argument("--results", default="results")
     p.add_argument("--checkpoints", default="checkpoints")
     args = p.parse_args(argv)
-    print("| run | model | parameters | training | sampler | FID | precision | recall |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| run | model | parameters | target, levels | training (steps x batch, lr) | sampler | FID | precision | recall |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for name in args.names:
-        res, cfg_path = Path(args.results) / f"{name}.json", Path(args.checkpoints) / name / "config.yaml"
-        if not res.is_file() or not cfg_path.is_file():
-            raise UserError(f"{name}: need {res} (evaluate.py) and {cfg_path} (train.py)")
-        r, cfg = json.loads(res.read_text()), config.load(cfg_path)
-        params = sum(p.numel() for p in build_model(cfg).parameters())
+        res = Path(args.results) / f"{name}.json"
+        if not res.is_file():
+            raise UserError(f"{name}: need {res} (evaluate.py)")
+        r = json.loads(res.read_text())
         s = r.get("sampling") or {}
-        print(f"| {name} | {cfg.model.name} | {params / 1e6:.2f}M | {cfg.train.steps} x {cfg.train.batch_size} | "
-              f"{s.get('sampler', '?')} x{s.get('steps', '?')} | {r['fid']:.1f} +- {r['fid_bootstrap_std']:.1f} | "
-              f"{r['precision']:.3f} | {r['recall']:.3f} |")
+        # the run's own folder, else the folder of the checkpoint it was sampled from (sample.py --student_name)
+        cfg_path = Path(args.checkpoints) / name / "config.yaml"
+        if not cfg_path.is_file() and s.get("checkpoint"):
+            cfg_path = Path(s["checkpoint"]).parent / "config.yaml"
+        if not cfg_path.is_file():
+            raise UserError(f"{name}: need {cfg_path} (train.py)")
+        cfg = config.load(cfg_path)
+        params = sum(p.numel() for p in build_model(cfg).parameters())
+        d, t = cfg.diffusion, cfg.train
+        print(f"| {name} | {cfg.model.name} | {params / 1e6:.2f}M | {d.prediction}, {d.level_sampling} | "
+              f"{t.steps} x {t.batch_size}, {t.lr:g} | {s.get('sampler', '?')} x{s.get('steps', '?')} | "
+              f"{r['fid']:.1f} +- {r['fid_bootstrap_std']:.1f} | {r['precision']:.3f} | {r['recall']:.3f} |")
     return 0
 
 

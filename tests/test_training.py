@@ -182,6 +182,14 @@ def test_training_time_fid_is_logged_and_train_seconds_resume(tmp_path):
     config.apply_overrides(cfg, ["train.steps=6"])
     assert train(cfg, "fid", paths=paths, progress=False) == "done"
     assert checkpoint.load(paths.final)["train_seconds"] > seconds[2]
+    # scripts/learning_curve.py prints the FID rows (and only those) and plots them
+    png = tmp_path / "curve.png"
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "learning_curve.py"), "fid", "--checkpoints",
+                           str(tmp_path / "checkpoints"), "--out", str(png)], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    table = [l for l in proc.stdout.splitlines() if l.startswith("| ") and l[2].isdigit()]
+    assert [l.split(" | ")[0] for l in table] == ["| 2", "| 4", "| 6"] and f"{float(rows[0]['fid']):.2f}" in table[0]
+    assert png.stat().st_size > 1000
 
 
 def test_checkpoint_from_before_level_sampling_still_loads(trained, tmp_path):
