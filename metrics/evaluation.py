@@ -77,7 +77,6 @@ def evaluate_features(fake: np.ndarray, probs: np.ndarray, ref: dict) -> dict:
     }
 
 
-
 def _lenet_reference(data_root: str, cache_dir: str | Path):
     net = features.load_lenet()
     extract = lambda imgs: features.extract(net, imgs, progress=False)[0]
