@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's inpainting table: trains the CPU-sized models for the 8x8 and 12x12 center masks,
+# The inpainting tables (docs/inpainting.md): trains the CPU-sized models for the 8x8 and 12x12 center masks,
 # completes the 500 evaluation digits (seed 42) with every method, scores them, prints the table.
 # Needs checkpoints/demo/final.pt (make demo) for training-free inpainting. Then both 8x8 models again
 # at 4 and 8 times the budget (6,000 and 12,000 steps), also checked on other digits. About 6 hours on 2 CPU cores.

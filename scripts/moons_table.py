@@ -1,4 +1,4 @@
-"""Run the README's two-moons experiments through moons.py and print their tables.
+"""Run the two-moons experiments (docs/moons.md) through moons.py and print their tables.
 
     python scripts/moons_table.py [--rows seed_40k,best_40k,...] [--samplers] [--reuse]
 
