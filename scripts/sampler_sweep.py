@@ -17,11 +17,9 @@ import torch  # noqa: E402
 from diffusion.samplers import SAMPLERS  # noqa: E402
 from engine import checkpoint  # noqa: E402
 from engine.errors import ArgumentParser, exit_on_user_error  # noqa: E402
-from engine.fileio import ensure_dir, write_text  # noqa: E402
+from engine.fileio import write_text  # noqa: E402
 from engine.generation import generate, pick_device  # noqa: E402
-from metrics import features  # noqa: E402
-from metrics.evaluation import reference  # noqa: E402
-from metrics.fid import frechet_distance, gaussian_stats  # noqa: E402
+from metrics.evaluation import lenet_fid  # noqa: E402
 from models.model import build_model  # noqa: E402
 
 
@@ -43,9 +41,7 @@ def main():
     checkpoint.load_weights(model, ckpt["ema"]["model"], args.checkpoint, "EMA")
     device = pick_device("auto")
     model.to(device, memory_format=torch.channels_last)
-    lenet = features.load_lenet()
-    extract = lambda imgs: features.extract(lenet, imgs, progress=False)[0]
-    ref = reference(extract, args.data_root, ensure_dir(args.cache_dir), features.sha256())
+    fid_of = lenet_fid(args.data_root, args.cache_dir)
     rows = []
     for sampler in args.samplers:
         cells = []
@@ -54,7 +50,7 @@ def main():
             images = generate(model, cfg, args.num_samples, seed=args.seed, sampler=sampler, steps=steps, eta=0.0,
                               batch_size=cfg.sample.batch_size, device=device, progress=False)
             ms = 1000 * (time.perf_counter() - start) / args.num_samples
-            fid = frechet_distance(*gaussian_stats(extract(images)), ref["mu"], ref["sigma"])
+            fid = fid_of(images)
             cells.append(f"{fid:.1f} ({ms:.0f} ms)")
             print(f"{sampler} x{steps}: FID {fid:.2f}, {ms:.1f} ms/image", flush=True)
         rows.append(f"| {sampler} | " + " | ".join(cells) + " |")
