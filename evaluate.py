@@ -30,6 +30,7 @@ from engine import moons
 from engine.checkpoint import versions
 from engine.errors import ArgumentParser, UserError, exit_on_user_error
 from engine.fileio import check_name, ensure_dir, write_json
+from engine.progress import live
 from metrics import features, inception
 from metrics import inpainting as inpaint_metrics
 from metrics.evaluation import evaluate_features, reference, unranked_reason
@@ -79,7 +80,7 @@ def main(argv=None) -> int:
     images = load_digits(src)
     results_dir = ensure_dir(args.results)
 
-    progress = not args.no_progress
+    progress = live(not args.no_progress)  # feature bars are over in seconds: live only
     lenet = features.load_lenet()
     if args.feature_net == "lenet":
         sha = features.sha256()

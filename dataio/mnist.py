@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 import functools
+import gzip
+import math
+import struct
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from engine.errors import UserError
@@ -11,18 +15,46 @@ from engine.errors import UserError
 RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 
-def load_mnist(root: str | Path, train: bool = True, download: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """(images uint8 (N, 28, 28), labels int64 (N,)) from torchvision's MNIST under `root`."""
-    from torchvision.datasets import MNIST
+def _read_idx(path: Path) -> np.ndarray:
+    """An idx file (LeCun's MNIST format, optionally gzipped): 0, 0, type 0x08 (uint8), the number of
+    dimensions, the dimensions as big-endian uint32, then the bytes."""
+    data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    ndim = data[3] if len(data) > 4 else 0
+    shape = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim]) if data[:3] == b"\0\0\x08" and ndim else None
+    if shape is None or len(data) != 4 + 4 * ndim + math.prod(shape):
+        raise UserError(f"{path} is not an MNIST idx file of uint8 (truncated or corrupt); replace it with the "
+                        f"original file, or delete it to download it again")
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
-    try:
-        ds = MNIST(root=str(root), train=train, download=download)
-    except (RuntimeError, OSError) as e:
-        raw = Path(root) / "MNIST" / "raw"
-        how = "it could not be downloaded" if download else "data.download is false"
-        raise UserError(f"MNIST not found under {raw} and {how} ({str(e).splitlines()[0][:80]}); put "
-                        f"{', '.join(RAW_FILES)} (or their .gz) in {raw}, or set data.root") from None
-    return ds.data.clone(), ds.targets.clone()
+
+def _find(raw: Path, name: str) -> Path | None:
+    return next((p for p in (raw / name, raw / f"{name}.gz") if p.is_file()), None)
+
+
+def load_mnist(root: str | Path, train: bool = True, download: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """(images uint8 (N, 28, 28), labels int64 (N,)) of MNIST's training or test split, read from the
+    original files in ROOT/MNIST/raw (as torchvision.datasets.MNIST lays them out; gzipped too).
+    torchvision downloads them when they are missing; it is imported only then (it takes seconds)."""
+    raw = Path(root) / "MNIST" / "raw"
+    names = RAW_FILES[:2] if train else RAW_FILES[2:]
+    if download and not all(_find(raw, n) for n in names):
+        from torchvision.datasets import MNIST
+
+        try:
+            MNIST(root=str(root), train=train, download=True)
+        except (RuntimeError, OSError) as e:
+            raise UserError(f"MNIST not found under {raw} and it could not be downloaded "
+                            f"({str(e).splitlines()[0][:80]}); put {', '.join(RAW_FILES)} (or their .gz) in "
+                            f"{raw}, or set data.root") from None
+    paths = [_find(raw, n) for n in names]
+    if not all(paths):
+        raise UserError(f"MNIST not found under {raw} and data.download is false; put {', '.join(RAW_FILES)} "
+                        f"(or their .gz) in {raw}, or set data.root")
+    images, labels = (_read_idx(p) for p in paths)
+    if images.shape[1:] != (28, 28) or labels.shape != images.shape[:1]:
+        raise UserError(f"{paths[0]} and {paths[1]} do not hold 28 x 28 digits and one label each; replace them "
+                        f"with the original MNIST files")
+    return torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64))
 
 
 def to_model_range(images_u8: torch.Tensor) -> torch.Tensor:

@@ -2,6 +2,7 @@
 library versions. Written atomically; read with torch.load(weights_only=True) only."""
 from __future__ import annotations
 
+import importlib.metadata
 import platform
 import random
 from pathlib import Path
@@ -17,10 +18,12 @@ FORMAT = "mnist-diffusion-checkpoint/1"
 
 
 def versions() -> dict:
-    import torchvision
-
-    return {"python": platform.python_version(), "torch": str(torch.__version__),
-            "torchvision": str(torchvision.__version__), "numpy": str(np.__version__)}
+    try:  # from the package metadata: importing torchvision takes seconds
+        vision = importlib.metadata.version("torchvision")
+    except importlib.metadata.PackageNotFoundError:
+        vision = "not installed"
+    return {"python": platform.python_version(), "torch": str(torch.__version__), "torchvision": vision,
+            "numpy": str(np.__version__)}
 
 
 def rng_state() -> dict:

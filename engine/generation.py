@@ -9,6 +9,7 @@ from dataio.mnist import to_uint8
 from diffusion import samplers
 from diffusion.schedule import from_config
 from engine.errors import UserError
+from engine.progress import bar as progress_bar, live
 from models.model import POINT_DIM
 
 
@@ -78,8 +79,7 @@ def generate(model: torch.nn.Module, cfg, n: int, *, seed: int, sampler: str, st
     model.eval()
     out = []
     start = 0
-    with tqdm(total=len(indices), desc=f"{sampler} x{steps}", unit="pt" if points else "img",
-              disable=not progress) as bar:
+    with progress_bar(len(indices), f"{sampler} x{steps}", "points" if points else "images", enabled=progress) as bar:
         while start < len(indices):
             b = min(batch_size, len(indices) - start)
             gen = [keyed_generator(seed, int(i)) for i in indices[start:start + b]]
@@ -89,7 +89,7 @@ def generate(model: torch.nn.Module, cfg, n: int, *, seed: int, sampler: str, st
                 x = samplers.sample(denoiser, sched, (b, *sample_shape(cfg)), gen, sampler=sampler, steps=steps,
                                     eta=eta, prediction=cfg.diffusion.prediction, clip_x0=cfg.sample.clip_x0,
                                     spacing=spacing or cfg.sample.spacing, sigmas=sigmas or cfg.sample.sigmas,
-                                    self_cond=cfg.diffusion.self_cond, device=device, progress=progress,
+                                    self_cond=cfg.diffusion.self_cond, device=device, progress=live(progress),
                                     callback=step_hook)
             except torch.cuda.OutOfMemoryError:  # per-sample noise: a smaller batch gives the same samples
                 if b == 1:

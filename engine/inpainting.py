@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from dataio import masks as masks_mod
 from dataio.images import displayable
@@ -20,6 +19,7 @@ from dataio.mnist import to_model_range, to_uint8
 from diffusion.inpaint import inpaint
 from diffusion.process import config_loss
 from diffusion.schedule import from_config
+from engine.progress import bar as progress_bar
 from metrics.inpainting import masked_mean, ssim
 
 TASKS = ("generate", "inpaint", "complete")
@@ -93,7 +93,7 @@ def complete(model, cfg, images: torch.Tensor, masks: torch.Tensor, generator: t
     model.eval()
     out = []
     desc = task if task == "complete" else f"{task} x{s.steps}"
-    with tqdm(total=len(images), desc=desc, unit="img", disable=not progress) as bar:
+    with progress_bar(len(images), desc, "images", enabled=progress) as bar:
         for start in range(0, len(images), batch_size):
             x0 = to_model_range(images[start:start + batch_size]).to(device)
             m = masks[start:start + batch_size].to(device)

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from dataio import masks
 from dataio.folder import load_pairs
@@ -31,6 +30,7 @@ from engine.errors import UserError
 from engine.fileio import ensure_dir, write_text
 from engine import inpainting
 from engine.generation import generate, keyed_generator, pick_device
+from engine.progress import bar as progress_bar
 from metrics.evaluation import lenet_fid
 from models.model import build_model
 
@@ -283,8 +283,8 @@ def train(cfg: Config, name: str, *, restart: bool = False, paths: RunPaths | No
     stopped = False
     clock = time.perf_counter()  # train_s: seconds of this schedule so far, training-time FIDs excluded
     model.train()
-    with StopFlag() as stop, log_file, tqdm(total=t.steps, initial=step, desc=name,
-                                            disable=not (progress and ctx.main)) as bar:
+    with StopFlag() as stop, log_file, progress_bar(t.steps, name, "steps", initial=step,
+                                                    enabled=progress and ctx.main) as bar:
         while step < t.steps and not stopped:
             for k in range(t.grad_accum):
                 index = step * t.grad_accum + k
@@ -331,8 +331,9 @@ def train(cfg: Config, name: str, *, restart: bool = False, paths: RunPaths | No
                     bar.set_postfix(loss=row["loss"], img_s=row["images_per_s"])
                 losses, norms, part_sums, tick, seen = [], [], {}, time.perf_counter(), 0
             if ctx.main and t.sample_every and (step % t.sample_every == 0 or step == t.steps):
+                drawn = time.perf_counter()
                 _pictures(ema.model, cfg, paths, step, panel, panel_masks, device)
-                tick = time.perf_counter()  # keep sampling time out of images/s
+                tick += time.perf_counter() - drawn  # keep sampling time out of images/s
             if step % t.ckpt_every == 0:
                 save(paths.last)
 

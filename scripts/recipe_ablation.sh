@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The training-recipe ablation (docs/recipe.md): one lever at a time, at equal images seen (38,400, the
+# The training-recipe ablation (docs/experiments.md): one lever at a time, at equal images seen (38,400, the
 # demo's budget), on the default's network. Each variant trains on one thread (OMP_NUM_THREADS=1) so
 # two can share the 2-core machine; their wall-clock is therefore not comparable (images/s of each
-# setting measured alone: docs/recipe.md). Each is scored on 2,000 samples (FID biased upwards against
+# setting measured alone: docs/experiments.md). Each is scored on 2,000 samples (FID biased upwards against
 # 5,000, equally for every row). About 13 minutes a variant here.
 #   bash scripts/recipe_ablation.sh [PYTHON] [LEVER ...]     (no LEVER: all of them, about 2 hours)
 set -euo pipefail

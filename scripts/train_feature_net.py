@@ -13,11 +13,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from tqdm import tqdm  # noqa: E402
 
 from dataio.mnist import load_mnist  # noqa: E402
 from engine.errors import ArgumentParser, exit_on_user_error  # noqa: E402
 from engine.fileio import atomic_path, write_json  # noqa: E402
+from engine.progress import bar as progress_bar  # noqa: E402
 from metrics.features import WEIGHTS, LeNet, extract, load_lenet, preprocess, sha256  # noqa: E402
 
 
@@ -48,7 +48,7 @@ def main():
     steps = args.epochs * (len(x_all) // args.batch_size)
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=steps)
-    bar = tqdm(total=steps, desc="lenet")
+    bar = progress_bar(steps, "lenet", "steps")
     for epoch in range(args.epochs):
         perm = torch.randperm(len(x_all), generator=g)
         for b in range(len(x_all) // args.batch_size):

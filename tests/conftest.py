@@ -1,6 +1,12 @@
+import atexit
+import json
 import os
+import select
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,10 +24,60 @@ TINY = [
 ]
 
 
+class _ForkServer:
+    """Client of tests/forkserver.py: runs scripts in fresh processes forked from one that has imported
+    torch and the project already, so each run skips seconds of start-up. One script at a time."""
+
+    def __init__(self):
+        self.proc = None
+
+    def start(self, script: str, args: list[str], cwd: Path) -> dict:
+        """Start `script args` in `cwd`; returns a handle whose "pid" can be signalled."""
+        if self.proc is None or self.proc.poll() is not None:
+            self.proc = subprocess.Popen([sys.executable, str(REPO / "tests" / "forkserver.py")], stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, text=True)
+        tmp = tempfile.mkdtemp()
+        out, err = Path(tmp) / "stdout", Path(tmp) / "stderr"
+        request = {"script": script, "args": args, "cwd": str(cwd), "stdout": str(out), "stderr": str(err)}
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        return {"pid": json.loads(self.proc.stdout.readline())["pid"], "argv": [sys.executable, script, *args],
+                "tmp": tmp, "stdout": out, "stderr": err}
+
+    def wait(self, handle: dict, timeout: float) -> subprocess.CompletedProcess:
+        timed_out = not select.select([self.proc.stdout], [], [], timeout)[0]
+        if timed_out:
+            os.kill(handle["pid"], signal.SIGKILL)
+        code = json.loads(self.proc.stdout.readline())["returncode"]
+        done = subprocess.CompletedProcess(handle["argv"], code, handle["stdout"].read_text(), handle["stderr"].read_text())
+        shutil.rmtree(handle["tmp"])
+        if timed_out:
+            raise subprocess.TimeoutExpired(handle["argv"], timeout, done.stdout, done.stderr)
+        return done
+
+    def close(self) -> None:
+        if self.proc is not None:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=30)
+
+
+_SERVER = _ForkServer()
+atexit.register(_SERVER.close)
+
+
 def run(script: str, *args, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run one of the repository's scripts as a user would, from `cwd`."""
-    return subprocess.run([sys.executable, str(REPO / script), *map(str, args)], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout)
+    """Run one of the repository's scripts as a user would, from `cwd`: its own process, argv, working
+    folder, output and exit status (forked from tests/forkserver.py rather than started cold)."""
+    return _SERVER.wait(start(script, *args, cwd=cwd), timeout)
+
+
+def start(script: str, *args, cwd: Path) -> dict:
+    """Start a script as `run` does without waiting; `finish(handle)` waits for it."""
+    return _SERVER.start(str(REPO / script), list(map(str, args)), cwd)
+
+
+def finish(handle: dict, timeout: float = 300) -> subprocess.CompletedProcess:
+    return _SERVER.wait(handle, timeout)
 
 
 def assert_user_error(proc: subprocess.CompletedProcess, *fragments: str) -> None:

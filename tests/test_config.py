@@ -1,3 +1,7 @@
+import dataclasses
+import subprocess
+import sys
+
 import pytest
 
 from engine import config
@@ -67,3 +71,17 @@ def test_bad_files(tmp_path):
 def test_training_time_fid_is_for_digit_generation_only():
     with pytest.raises(UserError, match="train.eval_every"):
         config.load(REPO / "configs" / "inpaint_tiny.yaml", ["train.eval_every=10"])
+
+
+def test_config_reference_is_generated_from_the_dataclasses():
+    """docs/config.md is exactly what `python -m engine.config --markdown` prints, and every key has a help string."""
+    for cls in config.SECTIONS.values():
+        for f in dataclasses.fields(cls):
+            assert f.metadata.get("help", "").strip(), f"{cls.__name__}.{f.name} has no help string"
+    text = config.markdown()
+    assert "| `train.steps` | int | `20000` | >= 1 |" in text and "| `diffusion.prediction` | str | `eps` | eps, x0, v |" in text
+    assert "- `configs/default.yaml`: The recommended start" in text
+    proc = subprocess.run([sys.executable, "-m", "engine.config", "--markdown"], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout == text, proc.stderr
+    assert (REPO / "docs" / "config.md").read_text() == text, \
+        "docs/config.md is stale: run python -m engine.config --markdown > docs/config.md"

@@ -1,22 +1,23 @@
 import copy
+import gzip
 import os
 import signal
-import subprocess
-import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
 
-from dataio.mnist import batch_indices, load_mnist, to_model_range
+from dataio.mnist import RAW_FILES, batch_indices, load_mnist, to_model_range
 from diffusion.process import training_loss
 from diffusion.schedule import make_schedule
 from engine import checkpoint, config
 from engine.ema import EMA
+from engine.errors import UserError
 from engine.trainer import LOG_FIELDS, RunPaths, lr_factor, train
 from models.model import build_model
 from models.unet import UNet
-from tests.conftest import DATA_ROOT, REPO, TINY
+from tests.conftest import DATA_ROOT, REPO, TINY, finish, run, start
 
 
 def test_unet_keeps_28x28_for_several_layouts():
@@ -59,6 +60,26 @@ def test_batch_order_is_a_pure_function_and_covers_each_epoch():
     assert not torch.equal(batch_indices(n, b, 7, 0), batch_indices(n, b, 7, 10))
 
 
+def test_mnist_reader_matches_torchvision_and_refuses_broken_files(tmp_path):
+    """load_mnist reads the idx files itself (importing torchvision takes seconds); it must give exactly
+    torchvision's tensors, read gzipped files too, and name a corrupt file."""
+    from torchvision.datasets import MNIST
+
+    for train in (True, False):
+        images, labels = load_mnist(DATA_ROOT, train=train, download=False)
+        ref = MNIST(DATA_ROOT, train=train, download=False)
+        assert torch.equal(images, ref.data) and torch.equal(labels, ref.targets) and labels.dtype == torch.int64
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in RAW_FILES[2:]:
+        (raw / f"{name}.gz").write_bytes(gzip.compress((Path(DATA_ROOT) / "MNIST" / "raw" / name).read_bytes()))
+    assert torch.equal(load_mnist(tmp_path, train=False, download=False)[0], images)
+    (raw / f"{RAW_FILES[2]}.gz").write_bytes(gzip.compress((Path(DATA_ROOT) / "MNIST" / "raw" / RAW_FILES[2])
+                                                           .read_bytes()[:-5]))
+    with pytest.raises(UserError, match="not an MNIST idx file"):
+        load_mnist(tmp_path, train=False, download=False)
+
+
 def test_tiny_model_overfits_one_batch():
     torch.manual_seed(0)
     cfg = config.load(REPO / "configs" / "tiny.yaml", TINY + ["model.dropout=0.0"])
@@ -96,9 +117,9 @@ def test_checkpoint_round_trip(trained):
     assert log[0] == "\t".join(LOG_FIELDS) and [r.split("\t")[0] for r in log[1:]] == ["2", "4"]
 
 
-def _train_cmd(cfg_path, name, *extra):
-    return [sys.executable, str(REPO / "train.py"), "--config", str(cfg_path), "--student_name", name,
-            "--no-progress", *TINY, "train.steps=120", "train.ckpt_every=10", *extra]
+def _train_args(cfg_path, name, *extra):
+    return ["--config", cfg_path, "--student_name", name, "--no-progress", *TINY, "train.steps=120",
+            "train.ckpt_every=10", *extra]
 
 
 def _tensors_equal(a, b, where=""):
@@ -113,31 +134,31 @@ def _tensors_equal(a, b, where=""):
             _tensors_equal(x, y, f"{where}[{i}]")
 
 
-def _kill_midway(cmd, cwd, sig):
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    last = cwd / "checkpoints" / cmd[5] / "last.pt"
+def _kill_midway(args, cwd, sig):
+    handle = start("train.py", *args, cwd=cwd)
+    last = cwd / "checkpoints" / args[3] / "last.pt"
     deadline = time.time() + 240
-    while not last.exists() and proc.poll() is None and time.time() < deadline:
+    while not last.exists() and time.time() < deadline:
         time.sleep(0.02)
-    proc.send_signal(sig)
-    out, err = proc.communicate(timeout=120)
-    return proc.returncode, out + err
+    os.kill(handle["pid"], sig)
+    proc = finish(handle, timeout=120)
+    return proc.returncode, proc.stdout + proc.stderr
 
 
 def test_killed_run_resumes_bit_identical(tmp_path, tiny_config):
     """SIGKILL (no chance to save) and SIGTERM (saves, exits 130) both resume to the exact
     weights, EMA and optimizer state of an uninterrupted run."""
-    straight = subprocess.run(_train_cmd(tiny_config, "straight"), cwd=tmp_path, capture_output=True, text=True)
+    straight = run("train.py", *_train_args(tiny_config, "straight"), cwd=tmp_path)
     assert straight.returncode == 0, straight.stderr[-2000:]
     reference = checkpoint.load(tmp_path / "checkpoints" / "straight" / "final.pt")
 
     for sig, name in [(signal.SIGKILL, "killed"), (signal.SIGTERM, "termed")]:
-        code, err = _kill_midway(_train_cmd(tiny_config, name), tmp_path, sig)
+        code, err = _kill_midway(_train_args(tiny_config, name), tmp_path, sig)
         stopped = checkpoint.load(tmp_path / "checkpoints" / name / "last.pt")["step"]
         assert not (tmp_path / "checkpoints" / name / "final.pt").exists(), "the run finished before the signal"
         if sig == signal.SIGTERM:
             assert code == 130 and "run the same command to resume" in err, (code, err[-1000:])
-        resumed = subprocess.run(_train_cmd(tiny_config, name), cwd=tmp_path, capture_output=True, text=True)
+        resumed = run("train.py", *_train_args(tiny_config, name), cwd=tmp_path)
         assert resumed.returncode == 0, resumed.stderr[-2000:]
         assert f"at step {stopped}" in resumed.stdout
         final = checkpoint.load(tmp_path / "checkpoints" / name / "final.pt")
@@ -184,8 +205,7 @@ def test_training_time_fid_is_logged_and_train_seconds_resume(tmp_path):
     assert checkpoint.load(paths.final)["train_seconds"] > seconds[2]
     # scripts/learning_curve.py prints the FID rows (and only those) and plots them
     png = tmp_path / "curve.png"
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "learning_curve.py"), "fid", "--checkpoints",
-                           str(tmp_path / "checkpoints"), "--out", str(png)], capture_output=True, text=True, cwd=REPO)
+    proc = run("scripts/learning_curve.py", "fid", "--checkpoints", tmp_path / "checkpoints", "--out", png, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-2000:]
     table = [l for l in proc.stdout.splitlines() if l.startswith("| ") and l[2].isdigit()]
     assert [l.split(" | ")[0] for l in table] == ["| 2", "| 4", "| 6"] and f"{float(rows[0]['fid']):.2f}" in table[0]
