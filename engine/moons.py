@@ -78,10 +78,14 @@ def load_samples(path: Path, arrays: dict[str, np.ndarray] | None = None) -> tup
     return points.astype(np.float64), float(arrays.get("noise", 0.05))
 
 
+def floor_path(noise: float, cache_dir: str | Path) -> Path:
+    return Path(cache_dir) / f"moons_floor_noise{noise:g}_n{moons.TARGET_SIZE}_seeds{FLOOR_SEEDS}.json"
+
+
 def floor(noise: float, cache_dir: str | Path) -> dict:
     """Mean and std over FLOOR_SEEDS draws of each distance between the target and 5,000 points
     from the true continuous law: what a perfect generator scores. Cached as JSON."""
-    path = Path(cache_dir) / f"moons_floor_noise{noise:g}_n{moons.TARGET_SIZE}_seeds{FLOOR_SEEDS}.json"
+    path = floor_path(noise, cache_dir)
     if path.is_file():
         return json.loads(path.read_text())
     target = moons.target(noise)

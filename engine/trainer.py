@@ -323,7 +323,7 @@ def train(cfg: Config, name: str, *, restart: bool = False, paths: RunPaths | No
                 if ctx.main:
                     row = {"step": step, "epoch": f"{step * t.batch_size / len(images):.2f}", "loss": f"{loss_mean:.5f}",
                            "lr": f"{opt.param_groups[0]['lr']:.3e}", "grad_norm": f"{sum(norms) / len(norms):.4f}",
-                           "images_per_s": f"{seen / (time.perf_counter() - tick):.1f}", "train_s": f"{train_s:.1f}",
+                           "images_per_s": f"{seen / (time.perf_counter() - tick):.1f}", "train_s": f"{train_s:.2f}",
                            "fid": "" if score is None else f"{score:.3f}",
                            **{f"hole_{k}" if k != "ssim" else k: f"{v:.5f}" for k, v in zip(part_sums, part_means)}}
                     log.writerow(row)

@@ -10,7 +10,7 @@ from engine.fileio import atomic_path, ensure_dir
 from metrics import features
 from metrics.fid import frechet_distance, gaussian_stats
 from metrics.kid import kid
-from metrics.prdc import density_coverage, precision_recall
+from metrics.prdc import prdc
 
 REQUIRED_SAMPLES = 5000  # the assignment's rule; FID is biased by sample count, so ranks need equal N
 FLOOR_DRAWS = 5
@@ -61,15 +61,14 @@ def evaluate_features(fake: np.ndarray, probs: np.ndarray, ref: dict) -> dict:
     real = ref["feats"]
     fid = frechet_distance(*gaussian_stats(fake), ref["mu"], ref["sigma"])
     floor_mean, floor_std = float(ref["floor"].mean()), float(ref["floor"].std(ddof=1))
-    precision, recall = precision_recall(real, fake, k=3)
-    density, coverage = density_coverage(real, fake, k=5)
+    manifold = prdc(real, fake, k_pr=3, k_dc=5)
     kid_mean, kid_std = kid(real, fake, subsets=100, subset_size=1000)
     hist = np.bincount(probs.argmax(1), minlength=10) / len(probs)
     nz = hist > 0
     return {
         "fid": fid, "fid_bootstrap_std": bootstrap_fid(fake, ref["mu"], ref["sigma"]),
         "fid_floor_mean": floor_mean, "fid_floor_std": floor_std, "fid_over_floor": fid / floor_mean,
-        "precision": precision, "recall": recall, "density": density, "coverage": coverage,
+        **manifold,
         "kid_mean": kid_mean, "kid_std": kid_std,
         "class_histogram": hist.round(5).tolist(),
         "class_kl_to_uniform": float((hist[nz] * np.log(hist[nz] / 0.1)).sum()),

@@ -7,9 +7,9 @@ stdout, stderr and exit status, exactly as `subprocess.run([python, script, ...]
 reports the status. It never runs a tensor operation itself, so no thread pool exists when it forks
 and each child starts its own.
 
-Protocol (one JSON object per line): the client sends {"script", "args", "cwd", "stdout", "stderr"}
-(the last two are file paths); the server answers {"pid"} at once, then {"returncode"} when the
-child ends.
+Protocol (one JSON object per line): the client sends {"script" (a path) or "module" (as for
+`python -m`), "args", "cwd", "stdout", "stderr"} (the last two are file paths); the server answers
+{"pid"} at once, then {"returncode"} when the child ends.
 """
 import atexit
 import json
@@ -27,8 +27,11 @@ import torch  # noqa: E402,F401
 import yaml  # noqa: E402,F401
 from PIL import Image  # noqa: E402,F401
 
-import engine.trainer  # noqa: E402,F401  (imports models, diffusion, dataio, metrics)
+import torch._dynamo  # noqa: E402,F401  (imported by the first optimizer a script builds: seconds)
+import torch.distributed  # noqa: E402,F401
+
 import engine.config  # noqa: E402,F401
+import engine.trainer  # noqa: E402,F401  (imports models, diffusion, dataio, metrics)
 
 
 STDOUT = sys.stdout  # fd 1; the server answers on it, a child's prints go to it after the dup2 below
@@ -41,11 +44,14 @@ def _child(request: dict) -> int:
         os.dup2(target, fd)
         os.close(target)
     sys.stdin, sys.stdout = open(os.devnull), STDOUT
-    script = request["script"]
-    sys.argv = [script, *request["args"]]
-    sys.path[0] = str(Path(script).parent)
+    script, module = request.get("script"), request.get("module")
+    sys.argv = [script or module, *request["args"]]
+    sys.path[0] = str(Path(script).parent) if script else os.getcwd()
     try:
-        runpy.run_path(script, run_name="__main__")
+        if module:  # python -m module
+            runpy.run_module(module, run_name="__main__", alter_sys=True)
+        else:
+            runpy.run_path(script, run_name="__main__")
         code = 0
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)

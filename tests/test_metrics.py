@@ -85,9 +85,9 @@ def test_fid_inception_architecture_matches_the_tf_graph_layout():
     import torch
     from torchvision.models.inception import Inception3
 
-    from metrics import inception
+    from metrics import inception, inception_net
 
-    net = inception.fid_inception_v3()
+    net = inception_net.fid_inception_v3()
     ref = Inception3(num_classes=1008, aux_logits=False, init_weights=False)
     assert {k: v.shape for k, v in net.state_dict().items()} == {k: v.shape for k, v in ref.state_dict().items()}
     x = torch.rand(2, 1, 28, 28).expand(-1, 3, -1, -1)

@@ -97,7 +97,31 @@ def test_seed_flags_map_onto_the_config():
                      "num_samples": 5000, "seed": 42, "ema_decay": 0.99}
 
 
+def test_floor_is_the_mean_and_std_of_true_draws_and_is_cached(tmp_path, monkeypatch):
+    from dataio import moons as moons_data
+    from engine import moons
+
+    monkeypatch.setattr(moons_data, "TARGET_SIZE", 300)  # the shipped 5,000 x 10 draws take a minute here
+    monkeypatch.setattr(moons, "FLOOR_SEEDS", 3)
+    got = moons.floor(0.1, tmp_path)
+    draws = [two_sample.distances(moons_data.target(0.1), moons_data.sample_true(300, 0.1, s)) for s in range(3)]
+    for k in two_sample.METRICS:
+        assert got[f"{k}_floor"] == pytest.approx(np.mean([d[k] for d in draws]), rel=1e-12)
+        assert got[f"{k}_floor_std"] == pytest.approx(np.std([d[k] for d in draws]), rel=1e-12)
+    path = moons.floor_path(0.1, tmp_path)
+    assert path.name == "moons_floor_noise0.1_n300_seeds3.json" and json.loads(path.read_text()) == got
+    path.write_text(json.dumps({**got, "mmd_floor": 1.0}))
+    assert moons.floor(0.1, tmp_path)["mmd_floor"] == 1.0, "read from the cache, not recomputed"
+
+
 def test_moons_run_trains_samples_scores_and_plots(tmp_path):
+    from engine import moons
+
+    # a known floor in the cache (its computation is tested above; the real one takes a minute here)
+    floor = {f"{k}_floor{stat}": value for k in two_sample.METRICS for stat, value in (("", 0.01), ("_std", 0.001))}
+    path = moons.floor_path(0.05, tmp_path / "data" / "fid_cache")
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(floor))
     proc = run("moons.py", "--run", *SMALL_RUN, "--sample-use-ema", "--seed", "7", "--student_name", "m",
                cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -109,8 +133,7 @@ def test_moons_run_trains_samples_scores_and_plots(tmp_path):
     result = json.loads((tmp_path / "results" / "m.json").read_text())
     assert result["task"] == "moons" and result["num_samples"] == 400 and result["sampling"]["ema"]
     for k in two_sample.METRICS:
-        assert result[f"{k}_x_floor"] == pytest.approx(result[k] / result[f"{k}_floor"])
-        assert 0 < result[f"{k}_floor"] < result[k]
+        assert result[f"{k}_floor"] == 0.01 and result[f"{k}_x_floor"] == pytest.approx(result[k] / 0.01)
 
     # the same checkpoint through sample.py and evaluate.py gives the same points and scores
     proc = run("sample.py", "--checkpoint", "checkpoints/m/final.pt", "--student_name", "m2", "--num_samples", "400",

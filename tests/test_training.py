@@ -91,7 +91,7 @@ def test_tiny_model_overfits_one_batch():
     loss_of = lambda: training_loss(net, sched, x0, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         first = loss_of().item()
-    for _ in range(150):
+    for _ in range(80):  # the loss falls 15-fold by then on this machine
         opt.zero_grad()
         loss = loss_of()  # same t and noise every step: a fixed regression problem
         loss.backward()
@@ -118,7 +118,7 @@ def test_checkpoint_round_trip(trained):
 
 
 def _train_args(cfg_path, name, *extra):
-    return ["--config", cfg_path, "--student_name", name, "--no-progress", *TINY, "train.steps=120",
+    return ["--config", cfg_path, "--student_name", name, "--no-progress", *TINY, "train.steps=30",
             "train.ckpt_every=10", *extra]
 
 
@@ -162,11 +162,11 @@ def test_killed_run_resumes_bit_identical(tmp_path, tiny_config):
         assert resumed.returncode == 0, resumed.stderr[-2000:]
         assert f"at step {stopped}" in resumed.stdout
         final = checkpoint.load(tmp_path / "checkpoints" / name / "final.pt")
-        assert final["step"] == 120
+        assert final["step"] == 30
         for part in ("model", "ema", "optimizer", "scheduler"):
             _tensors_equal(final[part], reference[part], f"{name}:{part}")
         steps = [int(r.split("\t")[0]) for r in (tmp_path / "checkpoints" / name / "log.tsv").read_text().splitlines()[1:]]
-        assert steps == list(range(2, 121, 2)), "log rows duplicated or lost across the resume"
+        assert steps == list(range(2, 31, 2)), "log rows duplicated or lost across the resume"
 
 
 @pytest.mark.parametrize("switch", ["train.channels_last=false", "train.data_on_device=false", "train.compile=true"])
@@ -198,7 +198,7 @@ def test_training_time_fid_is_logged_and_train_seconds_resume(tmp_path):
     assert [r["step"] for r in rows] == ["2", "3", "4"]
     assert rows[1]["fid"] == "" and all(float(rows[i]["fid"]) > 0 for i in (0, 2))
     seconds = [float(r["train_s"]) for r in rows]
-    assert 0 < seconds[0] < seconds[1] < seconds[2]
+    assert 0 < seconds[0] <= seconds[1] <= seconds[2] and seconds[0] < seconds[2]
     assert checkpoint.load(paths.final)["train_seconds"] == pytest.approx(seconds[2], abs=0.05)
     config.apply_overrides(cfg, ["train.steps=6"])
     assert train(cfg, "fid", paths=paths, progress=False) == "done"
