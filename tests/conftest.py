@@ -114,3 +114,24 @@ def trained(tmp_path_factory, tiny_config) -> Path:
     cfg = config.load(tiny_config, TINY + ["train.steps=4", "train.ckpt_every=2"])
     assert train(cfg, "tiny_test", paths=RunPaths.for_name("tiny_test", root), progress=False) == "done"
     return root
+
+
+@pytest.fixture(scope="session")
+def fid_cache(tmp_path_factory) -> Path:
+    """A cache folder holding the shipped feature network's reference statistics of the test digits
+    and its floor, computed once per session (about 20 s here)."""
+    from metrics.evaluation import floor_mean
+
+    cache = tmp_path_factory.mktemp("fid_cache")
+    floor_mean(DATA_ROOT, cache)
+    return cache
+
+
+@pytest.fixture
+def in_folder_with_fid_cache(tmp_path, fid_cache, monkeypatch) -> Path:
+    """tmp_path as the working folder, with the session's cache where the scripts look by default
+    (data/fid_cache), so tests never write into the repository's own data/."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "fid_cache").symlink_to(fid_cache)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

@@ -14,8 +14,8 @@ from tests.conftest import DATA_ROOT, REPO, assert_user_error, run
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("fid_cache")
+def cache(fid_cache):
+    return fid_cache
 
 
 @pytest.fixture(scope="module")

@@ -187,11 +187,12 @@ def test_fast_paths_do_not_change_the_result(tmp_path, switch):
         torch.testing.assert_close(ends[1][key], ends[0][key], rtol=1e-4, atol=1e-5, msg=key)
 
 
-def test_training_time_fid_is_logged_and_train_seconds_resume(tmp_path):
+def test_training_time_fid_is_logged_and_train_seconds_resume(in_folder_with_fid_cache):
     """train.eval_every writes an FID (of train.eval_samples EMA digits) into log.tsv at those steps
     and at the end; train_s grows and is kept in the checkpoint for a resumed run."""
     cfg = config.load(REPO / "configs" / "tiny.yaml", TINY + ["train.steps=4", "train.log_every=3",
                                                                "train.eval_every=2", "train.eval_samples=40"])
+    tmp_path = in_folder_with_fid_cache
     paths = RunPaths.for_name("fid", tmp_path)
     assert train(cfg, "fid", paths=paths, progress=False) == "done"
     rows = [dict(zip(LOG_FIELDS, r.split("\t"))) for r in paths.log.read_text().splitlines()[1:]]
@@ -205,7 +206,7 @@ def test_training_time_fid_is_logged_and_train_seconds_resume(tmp_path):
     assert checkpoint.load(paths.final)["train_seconds"] > seconds[2]
     # scripts/learning_curve.py prints the FID rows (and only those) and plots them
     png = tmp_path / "curve.png"
-    proc = run("scripts/learning_curve.py", "fid", "--checkpoints", tmp_path / "checkpoints", "--out", png, cwd=REPO)
+    proc = run("scripts/learning_curve.py", "fid", "--checkpoints", tmp_path / "checkpoints", "--out", png, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     table = [l for l in proc.stdout.splitlines() if l.startswith("| ") and l[2].isdigit()]
     assert [l.split(" | ")[0] for l in table] == ["| 2", "| 4", "| 6"] and f"{float(rows[0]['fid']):.2f}" in table[0]
