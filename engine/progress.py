@@ -2,7 +2,8 @@
 
 When stderr is not a terminal (CI, nohup, `make demo > log`), carriage-return bars turn into
 thousands of lines. There `bar` prints one plain line each time another tenth of the work is done
-or `every_s` seconds have passed since the last line, and the last one when the work ends; inner
+(unless a line came less than every_s / 10 seconds ago) or `every_s` seconds have passed since the
+last line, and the last one when the work ends; inner
 bars (the steps of one batch) and bars of a few seconds are not shown at all: callers pass
 `live(progress)` to them.
 """
@@ -56,7 +57,8 @@ class LineBar:
 
     def update(self, n: int = 1) -> None:
         self.n += n
-        if self._tenth(self.n) > self.last_tenth or self.clock() - self.last_time >= self.every_s:
+        gap = self.clock() - self.last_time
+        if gap >= self.every_s or (self._tenth(self.n) > self.last_tenth and gap >= self.every_s / 10):
             self._print()
 
     def set_postfix(self, **values) -> None:

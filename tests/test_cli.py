@@ -22,7 +22,8 @@ def test_sample_writes_exactly_n_files_and_replaces_old_runs(ckpt, tmp_path):
     proc = run("sample.py", *args, "--num_samples", "7", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "\r" not in proc.stderr, "not a terminal: plain progress lines, not a live bar"
-    assert [l.split(",")[0] for l in proc.stderr.splitlines()] == ["ddim x3: 4/7 images (57%)", "ddim x3: 7/7 images (100%)"]
+    lines = [l.split(",")[0] for l in proc.stderr.splitlines()]
+    assert 1 <= len(lines) <= 2 and lines[-1] == "ddim x3: 7/7 images (100%)", lines
     out = tmp_path / "outputs" / "bob"
     pngs = sorted((out / "samples").iterdir())
     assert [p.name for p in pngs] == [f"{i:05d}.png" for i in range(7)]

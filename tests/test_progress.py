@@ -13,7 +13,7 @@ def _bar(total, every_s=30.0, initial=0):
 
 
 def test_line_bar_prints_a_line_per_tenth():
-    bar, now, out = _bar(1000)
+    bar, now, out = _bar(1000, every_s=5)
     for _ in range(1000):
         now[0] += 0.01
         bar.update()
@@ -29,14 +29,20 @@ def test_line_bar_prints_every_interval_when_slow_and_the_end_once():
     for _ in range(4):
         now[0] += 31
         bar.update()
-    bar.set_postfix(loss="0.5")
-    now[0] += 10
-    bar.update()  # 10 s after the last line, same tenth: no line
     assert len(out.getvalue().splitlines()) == 4
-    bar.close()  # the unprinted last state, once
+    bar.set_postfix(loss="0.5")
+    now[0] += 1
+    bar.update(96)  # a new tenth 1 s after the last line (under 30 / 10 s): no line
+    assert len(out.getvalue().splitlines()) == 4
+    now[0] += 10
+    bar.update()  # 11 s after the last line: the new tenth is printed now
+    now[0] += 1
+    bar.update()  # the same tenth: no line
+    bar.close()  # the last state, once
     bar.close()
     lines = out.getvalue().splitlines()
-    assert len(lines) == 5 and lines[-1] == "run: 5/1000 steps (0%), 2:14 elapsed, ~7:24:26 left, loss 0.5"
+    assert lines[4:] == ["run: 101/1000 steps (10%), 2:15 elapsed, ~20:02 left, loss 0.5",
+                         "run: 102/1000 steps (10%), 2:16 elapsed, ~19:57 left, loss 0.5"]
 
 
 def test_line_bar_resumed_counts_its_rate_from_where_it_started():
