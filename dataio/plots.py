@@ -74,3 +74,25 @@ def learning_curve(path: str | Path, minutes, images, fid, floor: float, title: 
     axes[0].legend(fontsize=8)
     fig.suptitle(title, fontsize=10)
     _save(fig, path)
+
+
+def sampler_sweep(path: str | Path, lines: dict[str, list[tuple[int, float, float, float]]], floor: float,
+                  title: str) -> None:
+    """FID against network evaluations and against seconds per 1,000 digits, one line per sampler;
+    `lines[name]` holds (evaluations, FID, its spread, seconds per 1,000) points."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    for name, points in lines.items():
+        nfe, fid, spread, seconds = map(np.asarray, zip(*sorted(points)))
+        for ax, x in ((axes[0], nfe), (axes[1], seconds)):
+            ax.errorbar(x, fid, yerr=spread, marker="o", markersize=3, capsize=2, label=name)
+    for ax, label in ((axes[0], "network evaluations per digit"), (axes[1], "seconds per 1,000 digits")):
+        ax.axhline(floor, color="gray", linestyle=":", linewidth=1, label=f"floor ({floor:.1f})")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("FID (log scale)")
+    axes[0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    _save(fig, path)
+

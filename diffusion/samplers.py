@@ -29,6 +29,17 @@ SPACINGS = ("trailing", "uniform", "leading")
 SIGMAS = ("karras", "discrete")
 
 
+def evaluations(sampler: str, steps: int) -> int:
+    """Network evaluations of one sample: one per step, except Heun's two (Karras et al. 2022,
+    Alg. 1), whose last step to sigma = 0 takes one."""
+    return 2 * steps - 1 if sampler == "heun" else steps
+
+
+def steps_for(sampler: str, nfe: int) -> int:
+    """The most steps whose evaluations stay within a budget of `nfe` (at least one step)."""
+    return max(1, (nfe + 1) // 2 if sampler == "heun" else nfe)
+
+
 PER_SAMPLE_BLOCK = 32  # per-sample generators draw this many steps' noise at a time
 
 

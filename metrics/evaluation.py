@@ -76,7 +76,9 @@ def evaluate_features(fake: np.ndarray, probs: np.ndarray, ref: dict) -> dict:
     }
 
 
-def _lenet_reference(data_root: str, cache_dir: str | Path):
+def lenet_reference(data_root: str, cache_dir: str | Path = "data/fid_cache"):
+    """(extract, reference) of the shipped feature network: `extract(uint8 digits) -> features`, and
+    the test set's statistics and floor (computed once, then cached)."""
     net = features.load_lenet()
     extract = lambda imgs: features.extract(net, imgs, progress=False)[0]
     return extract, reference(extract, data_root, ensure_dir(cache_dir), features.sha256())
@@ -85,10 +87,10 @@ def _lenet_reference(data_root: str, cache_dir: str | Path):
 def lenet_fid(data_root: str, cache_dir: str | Path = "data/fid_cache"):
     """`fid(uint8 digits (N, 28, 28)) -> float`: FID against the MNIST test set with the shipped
     feature network, as evaluate.py computes it (for training-time learning curves)."""
-    extract, ref = _lenet_reference(data_root, cache_dir)
+    extract, ref = lenet_reference(data_root, cache_dir)
     return lambda images: frechet_distance(*gaussian_stats(extract(images)), ref["mu"], ref["sigma"])
 
 
 def floor_mean(data_root: str, cache_dir: str | Path = "data/fid_cache") -> float:
     """The shipped feature network's FID floor (mean over the reference's draws of training digits)."""
-    return float(_lenet_reference(data_root, cache_dir)[1]["floor"].mean())
+    return float(lenet_reference(data_root, cache_dir)[1]["floor"].mean())

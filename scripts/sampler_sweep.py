@@ -1,65 +1,122 @@
-"""FID against the number of sampling steps for each sampler, from one checkpoint; prints a
-markdown table (and writes it with --out).
+"""FID against sampling cost for every sampler, from one checkpoint: a markdown table, a plot, and
+the fewest network evaluations at which some sampler comes within 10% of the best FID.
 
-    python scripts/sampler_sweep.py --checkpoint checkpoints/demo/final.pt --steps 5 10 20 50 \
-        --samplers ddim ddpm dpmpp_2m euler heun --num_samples 1000 --out results/sampler_sweep.md
+    python scripts/sampler_sweep.py --checkpoint checkpoints/cpu_default/final.pt --nfe 5 10 20 50 100 \
+        --num_samples 5000 --plot docs/images/sampler_sweep.png
 
-FID with fewer than 5,000 samples is biased upwards: compare rows of one table, not with the leaderboard.
+Rows: ddpm, ddim (eta 0), ddim_eta1 (eta 1), dpmpp_2m, euler, heun (Karras sigmas), each at the most
+steps within every budget of network evaluations (Heun takes two per step but the last). Every row
+(FID of the EMA weights' samples with its bootstrap spread, seconds per 1,000 digits) is stored in
+--rows as soon as it is measured, keyed by the checkpoint's sha256, so a killed sweep resumes where
+it stopped. Seconds are this machine's at the moment: time the rows alone on a quiet machine.
 """
+import json
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from diffusion.samplers import SAMPLERS  # noqa: E402
+from dataio import plots  # noqa: E402
+from diffusion.samplers import evaluations, steps_for  # noqa: E402
 from engine import checkpoint  # noqa: E402
-from engine.errors import ArgumentParser, exit_on_user_error  # noqa: E402
-from engine.fileio import write_text  # noqa: E402
+from engine.errors import ArgumentParser, UserError, exit_on_user_error  # noqa: E402
+from engine.fileio import ensure_dir, sha256_file, write_json  # noqa: E402
 from engine.generation import generate, pick_device  # noqa: E402
-from metrics.evaluation import lenet_fid  # noqa: E402
+from metrics.evaluation import bootstrap_fid, lenet_reference  # noqa: E402
+from metrics.fid import frechet_distance, gaussian_stats  # noqa: E402
 from models.model import build_model  # noqa: E402
+
+VARIANTS = {"ddpm": ("ddpm", 0.0), "ddim": ("ddim", 0.0), "ddim_eta1": ("ddim", 1.0), "dpmpp_2m": ("dpmpp_2m", 0.0),
+            "euler": ("euler", 0.0), "heun": ("heun", 0.0)}
+
+
+def table(rows: list[dict], variants: list[str], budgets: list[int]) -> str:
+    """One line per sampler, one column per budget: FID +- spread (actual evaluations, s / 1,000)."""
+    cell = {(r["variant"], r["budget"]): r for r in rows}
+    out = ["| sampler | " + " | ".join(f"{b} evaluations" for b in budgets) + " |", "| --- |" + " --- |" * len(budgets)]
+    for v in variants:
+        cells = [cell.get((v, b)) for b in budgets]
+        out.append(f"| {v} | " + " | ".join("" if r is None else f"{r['fid']:.1f} +- {r['fid_std']:.1f} "
+                                             f"({r['nfe']}, {r['seconds_per_1000']:.0f} s)" for r in cells) + " |")
+    return "\n".join(out) + "\n"
+
+
+def fewest_within(rows: list[dict], share: float = 0.10) -> dict:
+    """The row with the fewest evaluations whose FID is within `share` of the best FID of all rows."""
+    best = min(r["fid"] for r in rows)
+    return min((r for r in rows if r["fid"] <= (1 + share) * best), key=lambda r: (r["nfe"], r["fid"]))
 
 
 @exit_on_user_error
 def main():
-    p = ArgumentParser(description="FID against sampling steps for each sampler")
+    p = ArgumentParser(description="FID against network evaluations for every sampler")
     p.add_argument("--checkpoint", required=True)
-    p.add_argument("--samplers", nargs="+", default=list(SAMPLERS), choices=SAMPLERS)
-    p.add_argument("--steps", nargs="+", type=int, default=[5, 10, 20, 50])
-    p.add_argument("--num_samples", type=int, default=1000)
+    p.add_argument("--samplers", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--nfe", nargs="+", type=int, default=[5, 10, 20, 50, 100], help="budgets of network evaluations")
+    p.add_argument("--num_samples", type=int, default=5000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data_root", default="data")
     p.add_argument("--cache_dir", default="data/fid_cache")
-    p.add_argument("--out", help="also write the table to this file")
+    p.add_argument("--rows", help="JSON file of measured rows (default: results/sweep_NAME.json)")
+    p.add_argument("--plot", help="write the plot here (PNG)")
     args = p.parse_args()
-    ckpt = checkpoint.load(args.checkpoint)
-    cfg = checkpoint.config_of(ckpt, args.checkpoint)
+    if min(args.nfe) < 1 or args.num_samples < 2:
+        raise UserError("--nfe budgets must be >= 1 and --num_samples >= 2 (FID needs a covariance)")
+    ckpt_path = Path(args.checkpoint)
+    ckpt = checkpoint.load(ckpt_path)
+    cfg = checkpoint.config_of(ckpt, ckpt_path)
+    if cfg.task.name != "generate" or cfg.data.name != "mnist":
+        raise UserError(f"{ckpt_path} is not an MNIST generation checkpoint; the sweep scores digits")
     model = build_model(cfg)
-    checkpoint.load_weights(model, ckpt["ema"]["model"], args.checkpoint, "EMA")
+    checkpoint.load_weights(model, ckpt["ema"]["model"], ckpt_path, "EMA")
     device = pick_device("auto")
     model.to(device, memory_format=torch.channels_last)
-    fid_of = lenet_fid(args.data_root, args.cache_dir)
-    rows = []
-    for sampler in args.samplers:
-        cells = []
-        for steps in args.steps:
+    extract, ref = lenet_reference(args.data_root, args.cache_dir)
+    rows_path = Path(args.rows or f"results/sweep_{ckpt_path.parent.name}.json")
+    key = {"checkpoint_sha256": sha256_file(ckpt_path), "num_samples": args.num_samples, "seed": args.seed}
+    try:
+        stored = json.loads(rows_path.read_text()) if rows_path.is_file() else {}
+    except json.JSONDecodeError:
+        raise UserError(f"{rows_path} is not readable JSON; delete it to measure every row again") from None
+    ensure_dir(rows_path.parent)
+    rows = [r for r in stored.get("rows", []) if {k: r.get(k) for k in key} == key]
+    for variant in args.samplers:
+        sampler, eta = VARIANTS[variant]
+        for budget in args.nfe:
+            if any(r["variant"] == variant and r["budget"] == budget for r in rows):
+                continue
+            steps = min(steps_for(sampler, budget), cfg.diffusion.timesteps)
             start = time.perf_counter()
-            images = generate(model, cfg, args.num_samples, seed=args.seed, sampler=sampler, steps=steps, eta=0.0,
+            images = generate(model, cfg, args.num_samples, seed=args.seed, sampler=sampler, steps=steps, eta=eta,
                               batch_size=cfg.sample.batch_size, device=device, progress=False)
-            ms = 1000 * (time.perf_counter() - start) / args.num_samples
-            fid = fid_of(images)
-            cells.append(f"{fid:.1f} ({ms:.0f} ms)")
-            print(f"{sampler} x{steps}: FID {fid:.2f}, {ms:.1f} ms/image", flush=True)
-        rows.append(f"| {sampler} | " + " | ".join(cells) + " |")
-    table = "\n".join([f"| sampler | " + " | ".join(f"{s} steps" for s in args.steps) + " |",
-                       "| --- |" + " --- |" * len(args.steps), *rows]) + "\n"
-    print(table)
-    if args.out:
-        write_text(args.out, f"FID (LeNet, {args.num_samples} samples, seed {args.seed}) and time per image, "
-                             f"checkpoint {args.checkpoint}\n\n" + table)
+            seconds = time.perf_counter() - start
+            feats = extract(images)
+            row = {**key, "variant": variant, "sampler": sampler, "eta": eta, "budget": budget, "steps": steps,
+                   "nfe": evaluations(sampler, steps), "seconds_per_1000": 1000 * seconds / args.num_samples,
+                   "fid": frechet_distance(*gaussian_stats(feats), ref["mu"], ref["sigma"]),
+                   "fid_std": bootstrap_fid(feats, ref["mu"], ref["sigma"])}
+            rows.append(row)
+            write_json(rows_path, {"checkpoint": str(ckpt_path), "rows": rows})
+            print(f"{variant} x{steps} ({row['nfe']} evaluations): FID {row['fid']:.2f} +- {row['fid_std']:.2f}, "
+                  f"{row['seconds_per_1000']:.1f} s per 1,000 digits", flush=True)
+    rows = [r for r in rows if r["variant"] in args.samplers and r["budget"] in args.nfe]
+    print(f"\nFID (shipped LeNet features, {args.num_samples} samples, seed {args.seed}) +- bootstrap spread, "
+          f"(network evaluations, seconds per 1,000 digits on this machine); checkpoint {ckpt_path}\n")
+    print(table(rows, args.samplers, args.nfe))
+    best, fast = min(rows, key=lambda r: r["fid"]), fewest_within(rows)
+    print(f"best FID: {best['variant']} at {best['nfe']} evaluations, {best['fid']:.1f}; fewest evaluations within "
+          f"10% of it: {fast['variant']} at {fast['nfe']} ({fast['fid']:.1f})")
+    if args.plot:
+        lines = {v: [(r["nfe"], r["fid"], r["fid_std"], r["seconds_per_1000"]) for r in rows if r["variant"] == v]
+                 for v in args.samplers}
+        floor = float(np.mean(ref["floor"]))
+        plots.sampler_sweep(args.plot, {v: pts for v, pts in lines.items() if pts}, floor,
+                            f"{ckpt_path}: {args.num_samples} samples per point")
+        print(f"plot: {args.plot}")
 
 
 if __name__ == "__main__":

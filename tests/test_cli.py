@@ -150,3 +150,20 @@ def test_bench_against_diffusers_prints_ratios_at_equal_parameters(tmp_path):
     assert list(tmp_path.iterdir()) == [], "no files written"
     assert_user_error(run("benchmarks/bench.py", "--config", REPO / "configs" / "moons.yaml", cwd=tmp_path),
                       "not an MNIST generation config")
+
+
+def test_sampler_sweep_measures_each_budget_once_and_resumes(ckpt, tmp_path, fid_cache):
+    from tests.conftest import DATA_ROOT
+    args = ["--checkpoint", ckpt, "--samplers", "heun", "--nfe", "2", "3", "--num_samples", "20",
+            "--data_root", DATA_ROOT, "--cache_dir", fid_cache, "--rows", tmp_path / "rows.json"]
+    proc = run("scripts/sampler_sweep.py", *args, "--plot", tmp_path / "sweep.png", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = json.loads((tmp_path / "rows.json").read_text())["rows"]
+    assert [(r["variant"], r["budget"], r["steps"], r["nfe"]) for r in rows] == [("heun", 2, 1, 1), ("heun", 3, 2, 3)]
+    assert all(r["fid"] > 0 and r["fid_std"] > 0 and r["seconds_per_1000"] > 0 for r in rows)
+    table = [l for l in proc.stdout.splitlines() if l.startswith("| heun |")]
+    assert len(table) == 1 and f"{rows[1]['fid']:.1f} +- {rows[1]['fid_std']:.1f} (3, " in table[0]
+    assert "fewest evaluations within 10% of it" in proc.stdout and (tmp_path / "sweep.png").stat().st_size > 1000
+    again = run("scripts/sampler_sweep.py", *args, cwd=tmp_path)  # every row stored: nothing sampled again
+    assert again.returncode == 0 and " evaluations): FID " not in again.stdout and table[0] in again.stdout
+    assert_user_error(run("scripts/sampler_sweep.py", *args[:2], "--nfe", "0", cwd=tmp_path), "--nfe")

@@ -120,6 +120,20 @@ def test_samplers_recover_a_gaussian_with_the_exact_denoiser(sampler, steps, eta
     assert x.std().item() == pytest.approx(sd, rel=0.04)
 
 
+@pytest.mark.parametrize("sampler", samplers.SAMPLERS)
+def test_evaluations_count_the_network_calls_and_steps_for_fills_a_budget(sampler):
+    s = make_schedule("linear", 100)
+    denoiser = _gaussian_denoiser(s, 0.0, 1.0)
+    for steps in (1, 2, 7):
+        calls = []
+        counted = lambda x, t: calls.append(1) or denoiser(x, t)
+        samplers.sample(counted, s, (3, 1), torch.Generator().manual_seed(0), sampler=sampler, steps=steps, eta=1.0)
+        assert len(calls) == samplers.evaluations(sampler, steps)
+    for budget in (1, 5, 10, 99, 100):
+        steps = samplers.steps_for(sampler, budget)
+        assert samplers.evaluations(sampler, steps) <= max(budget, 1) < samplers.evaluations(sampler, steps + 1)
+
+
 def test_dpmpp_2m_with_zero_terminal_snr_and_v():
     mu, sd = -0.2, 0.6
     s = make_schedule("cosine", 1000, zero_snr=True)
