@@ -30,10 +30,9 @@ from engine import moons
 from engine.checkpoint import versions
 from engine.errors import ArgumentParser, UserError, exit_on_user_error
 from engine.fileio import check_name, ensure_dir, write_json
-from engine.progress import live
-from metrics import features, inception
+from engine.grading import score_digits
+from metrics import inception
 from metrics import inpainting as inpaint_metrics
-from metrics.evaluation import evaluate_features, reference, unranked_reason
 
 
 def find_samples(name: str, out_root: Path) -> Path:
@@ -79,42 +78,20 @@ def main(argv=None) -> int:
             return evaluate_points(args, name, src, arrays)
     images = load_digits(src)
     results_dir = ensure_dir(args.results)
-
-    progress = live(not args.no_progress)  # feature bars are over in seconds: live only
-    lenet = features.load_lenet()
-    if args.feature_net == "lenet":
-        sha = features.sha256()
-        extract = lambda imgs: features.extract(lenet, imgs, progress=progress)[0]
-    else:
-        path = inception.weights_path(args.inception_weights)
-        net = inception.load_inception(path)
-        sha = features.sha256(path)
-        extract = lambda imgs: inception.extract(net, imgs, progress=progress)
-    lenet_feats, probs = features.extract(lenet, images, progress=progress)
-    feats = lenet_feats if args.feature_net == "lenet" else extract(images)
-    ref = reference(extract, args.data_root, ensure_dir(args.cache_dir), sha)
-    try:
-        metrics = evaluate_features(feats, probs, ref)
-    except ValueError as e:
-        raise UserError(f"{src}: {e}; check the images") from None
-
     meta_path = src.parent / "samples.json"  # written by sample.py beside samples/ and samples.npz
     from_sample_py = src.name in ("samples", "samples.npz") and meta_path.is_file()
-    sampling = json.loads(meta_path.read_text()) if from_sample_py else None
-    n = len(images)
-    reason = unranked_reason(n)
-    result = {
-        "student_name": name, "num_samples": n, "ranked": reason is None, "not_ranked_reason": reason,
-        **metrics,
-        "samples": str(src), "samples_sha256": hashlib.sha256(images.tobytes()).hexdigest(),
-        "sampling": sampling, "feature_net": args.feature_net, "feature_net_sha256": sha,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "versions": versions(),
-    }
+    result = score_digits(images, name, src, json.loads(meta_path.read_text()) if from_sample_py else None,
+                          data_root=args.data_root, cache_dir=args.cache_dir, feature_net=args.feature_net,
+                          inception_weights=args.inception_weights, progress=not args.no_progress)
     write_json(results_dir / f"{name}.json", result)
-    print(f"{name}: FID {metrics['fid']:.3f} +- {metrics['fid_bootstrap_std']:.3f} "
-          f"(floor {metrics['fid_floor_mean']:.3f}, x{metrics['fid_over_floor']:.2f}), "
-          f"precision {metrics['precision']:.3f}, recall {metrics['recall']:.3f}, "
-          f"KID {metrics['kid_mean']:.5f}, {n} samples -> {results_dir / (name + '.json')}")
+    r = result
+    print(f"{name}: FID {r['fid']:.3f} +- {r['fid_bootstrap_std']:.3f} "
+          f"(floor {r['fid_floor_mean']:.3f}, x{r['fid_over_floor']:.2f}), "
+          f"precision {r['precision']:.3f}, recall {r['recall']:.3f}, KID {r['kid_mean']:.5f}, "
+          f"copies {r['copy_share']:.1%}, near-duplicates {r['near_duplicate_share']:.1%}, "
+          f"{len(images)} samples -> {results_dir / (name + '.json')}")
+    if not r["ranked"]:
+        print(f"not ranked: {r['not_ranked_reason']}")
     return 0
 
 

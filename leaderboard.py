@@ -1,9 +1,14 @@
 """Rank every results/*.json: generation by FID (lower is better; ties by KID), inpainting by hole MSE.
 
     python leaderboard.py [--results results] [--outputs outputs]
+    python leaderboard.py --submissions DIR [--grader_seed S] [--checked K]
 
 Prints the tables and writes results/leaderboard.{md,csv,html} (and leaderboard_inpaint.csv).
-Generation entries without exactly 5,000 samples are listed apart, not ranked. Neighbours whose
+--submissions first grades DIR/NAME/ (checkpoint, config.yaml, samples.npz or samples/, samples.json;
+see engine/grading.py): every folder without an up-to-date result is evaluated, K of its samples
+are regenerated from its checkpoint (verified or not), and broken folders are named and skipped.
+Generation entries are listed apart, not ranked, without exactly 5,000 samples, when not verified,
+or when flagged by the copy or near-duplicate check (metrics/integrity.py). Neighbours whose
 FIDs differ by less than twice their combined bootstrap spread are marked as within noise (~).
 Inpainting entries (results/NAME_inpaint.json) are ranked by hole MSE among entries scored on the
 same mask and test digits (seed, n_eval). Neighbours are marked within noise when their hole MSEs
@@ -22,7 +27,8 @@ from engine.errors import ArgumentParser, exit_on_user_error
 from engine.fileio import atomic_path, ensure_dir, write_text
 
 COLUMNS = ("rank", "student_name", "fid", "fid_std", "x_floor", "kid", "precision", "recall", "density",
-           "coverage", "class_kl", "confidence", "num_samples", "noise")
+           "coverage", "class_kl", "confidence", "num_samples", "verified", "copies", "near_duplicates", "noise")
+UNRANKED_COLUMNS = COLUMNS[:-1] + ("not_ranked_reason",)
 REQUIRED_KEYS = ("student_name", "num_samples", "fid", "fid_bootstrap_std", "kid_mean")
 INPAINT_COLUMNS = ("mask", "rank", "student_name", "method", "hole_mse", "hole_mse_sem", "hole_psnr", "hole_l1",
                    "hole_ssim", "whole_ssim", "s_per_image", "n_eval", "seed", "noise")
@@ -59,27 +65,35 @@ def within_noise(a: dict, b: dict) -> bool:
 
 
 def rank(entries: list[dict]) -> tuple[list[dict], list[dict]]:
-    """(ranked rows, unranked rows with a reason)."""
+    """(ranked rows, unranked rows with their reason)."""
     from metrics.evaluation import unranked_reason
 
-    ranked = sorted((e for e in entries if unranked_reason(e["num_samples"]) is None),
-                    key=lambda e: (e["fid"], e["kid_mean"]))
+    ranked = sorted((e for e in entries if unranked_reason(e) is None), key=lambda e: (e["fid"], e["kid_mean"]))
     rows = []
     for i, e in enumerate(ranked):
         near = [ranked[j]["student_name"] for j in (i - 1, i + 1) if 0 <= j < len(ranked) and within_noise(e, ranked[j])]
-        rows.append(_row(e, i + 1, "~ " + ", ".join(near) if near else ""))
-    unranked = [_row(e, "-", unranked_reason(e["num_samples"])) for e in entries if unranked_reason(e["num_samples"])]
+        rows.append({**_row(e, i + 1), "noise": "~ " + ", ".join(near) if near else ""})
+    unranked = [{**_row(e, "-"), "not_ranked_reason": unranked_reason(e)} for e in entries if unranked_reason(e)]
     return rows, unranked
 
 
-def _row(e: dict, rank_, noise: str) -> dict:
+def _row(e: dict, rank_) -> dict:
     g = lambda k, fmt: format(e[k], fmt) if isinstance(e.get(k), (int, float)) else ""
     return {"rank": rank_, "student_name": e["student_name"], "fid": g("fid", ".3f"),
             "fid_std": g("fid_bootstrap_std", ".3f"), "x_floor": g("fid_over_floor", ".2f"),
             "kid": g("kid_mean", ".5f"), "precision": g("precision", ".3f"), "recall": g("recall", ".3f"),
             "density": g("density", ".3f"), "coverage": g("coverage", ".3f"),
             "class_kl": g("class_kl_to_uniform", ".4f"), "confidence": g("mean_confidence", ".3f"),
-            "num_samples": e["num_samples"], "noise": noise}
+            "num_samples": e["num_samples"], "verified": _verified(e), "copies": g("copy_share", ".1%"),
+            "near_duplicates": g("near_duplicate_share", ".1%"), "_grid": e.get("grid")}
+
+
+def _verified(e: dict) -> str:
+    """"yes 64/64", "no 3/64", or "not checked" (results of evaluate.py: no checkpoint was given)."""
+    p = e.get("provenance")
+    if e.get("verified") is None or not isinstance(p, dict):
+        return "not checked"
+    return f"{'yes' if e['verified'] else 'no'} {p.get('matched')}/{p.get('checked')}"
 
 
 def inpaint_within_noise(a: dict, b: dict) -> bool:
@@ -114,45 +128,114 @@ def rank_inpainting(entries: list[dict]) -> list[dict]:
 
 def markdown(rows: list[dict], unranked: list[dict], inpaint_rows: list[dict] = ()) -> str:
     line = lambda cells: "| " + " | ".join(str(c) for c in cells) + " |"
-    out = ["## Generation (FID)", "", line(COLUMNS), line(["---"] * len(COLUMNS))] + [line(r.values()) for r in rows]
+    out = ["## Generation (FID)", "", line(COLUMNS), line(["---"] * len(COLUMNS))]
+    out += [line(r[c] for c in COLUMNS) for r in rows]
     if unranked:
-        out += ["", "Not ranked:", ""] + [f"- {r['student_name']}: {r['noise']}" for r in unranked]
+        out += ["", "Not ranked:", ""] + [f"- {r['student_name']}: {r['not_ranked_reason']}" for r in unranked]
     if inpaint_rows:
         out += ["", "## Inpainting (hole MSE, [0, 1] units)", "", line(INPAINT_COLUMNS),
                 line(["---"] * len(INPAINT_COLUMNS))] + [line(r.values()) for r in inpaint_rows]
     return "\n".join(out) + "\n"
 
 
-def thumbnail(outputs: Path, name: str, picture: str = "grid.png") -> str:
-    grid = outputs / name / picture
+def thumbnail(outputs: Path, row: dict, picture: str = "grid.png") -> str:
+    """An inline PNG of the entry's grid (its "grid" file when the grader wrote one, else
+    OUTPUTS/NAME/PICTURE) that opens full size when clicked; "" when there is none."""
+    name = row["student_name"]
+    grid = Path(row["_grid"]) if row.get("_grid") else outputs / name / picture
     if not grid.is_file():
         return ""
     data = base64.b64encode(grid.read_bytes()).decode()
-    return f'<img src="data:image/png;base64,{data}" width="120" alt="samples of {html.escape(name)}">'
+    return (f'<img class="thumb" src="data:image/png;base64,{data}" width="120" '
+            f'alt="samples of {html.escape(name)}" title="click for full size">')
 
 
-def html_page(rows: list[dict], unranked: list[dict], outputs: Path, inpaint_rows: list[dict] = ()) -> str:
-    def table(rs, columns=COLUMNS, picture="grid.png"):
-        head = "".join(f"<th>{c}</th>" for c in columns + ("samples",))
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in r.values())
-                       + f"<td>{thumbnail(outputs, r['student_name'], picture)}</td></tr>" for r in rs)
-        return f"<table><tr>{head}</tr>{body}</table>"
-    style = "body{font-family:sans-serif}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}"
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>Leaderboard</title><style>{style}</style>"
-             "</head><body><h1>MNIST diffusion leaderboard</h1><p>Ranked by FID (LeNet features; lower is better), "
-             "ties by KID. ~ marks neighbours within noise.</p>", table(rows)]
+PAGE_STYLE = ("body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;margin-bottom:1.5em}"
+              "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:nth-child(2){text-align:left}"
+              "th{background:#f3f3f3;cursor:pointer;user-select:none}th.up::after{content:' \\25B2'}"
+              "th.down::after{content:' \\25BC'}img.thumb{cursor:zoom-in;image-rendering:pixelated}"
+              "td.reason{text-align:left;min-width:16em}td.ok,td.bad:not(.reason){white-space:nowrap}"
+              ".flag{background:#fde2e2}.ok{color:#17692b}.bad{color:#b00020;font-weight:bold}"
+              "#full{position:fixed;inset:0;background:rgba(0,0,0,.8);display:flex;align-items:center;"
+              "justify-content:center;cursor:zoom-out}#full[hidden]{display:none}"
+              "#full img{max-width:95vw;max-height:95vh;image-rendering:pixelated;background:#fff}")
+# Click a column head to sort its table (numbers as numbers, blanks last; again to reverse); click a
+# thumbnail to see it full size, click or Escape to close.
+PAGE_SCRIPT = """
+function cellValue(row, i) {
+  const text = row.cells[i].textContent.trim().replace(/%$/, "");
+  const number = parseFloat(text);
+  return text === "" ? null : (isNaN(number) || !/^[-+0-9.e]+$/i.test(text) ? text : number);
+}
+document.querySelectorAll("table.sortable").forEach(table => {
+  table.querySelectorAll("th").forEach((th, i) => th.addEventListener("click", () => {
+    const up = !th.classList.contains("up");
+    table.querySelectorAll("th").forEach(h => h.classList.remove("up", "down"));
+    th.classList.add(up ? "up" : "down");
+    const body = table.tBodies[0];
+    const rows = Array.from(body.rows).sort((a, b) => {
+      const x = cellValue(a, i), y = cellValue(b, i);
+      if (x === null || y === null) return (x === null) - (y === null);
+      const order = typeof x === "number" && typeof y === "number" ? x - y : String(x).localeCompare(String(y));
+      return up ? order : -order;
+    });
+    rows.forEach(r => body.appendChild(r));
+  }));
+});
+const full = document.getElementById("full");
+document.querySelectorAll("img.thumb").forEach(img => img.addEventListener("click", () => {
+  full.querySelector("img").src = img.src;
+  full.hidden = false;
+}));
+full.addEventListener("click", () => { full.hidden = true; });
+document.addEventListener("keydown", e => { if (e.key === "Escape") full.hidden = true; });
+"""
+
+
+def _cell(column: str, value) -> str:
+    text = html.escape(str(value))
+    if column == "verified" and text != "not checked":
+        return f'<td class="{"ok" if text.startswith("yes") else "bad"}">{text}</td>'
+    if column == "not_ranked_reason":
+        return f'<td class="reason{" bad" if "flagged" in text or "not verified" in text else ""}">{text}</td>'
+    return f"<td>{text}</td>"
+
+
+def html_table(rows: list[dict], columns: tuple, outputs: Path, picture: str) -> str:
+    head = "".join(f"<th>{c}</th>" for c in columns + ("samples",))
+    body = "".join(
+        f'<tr{" class=flag" if any(w in r.get("not_ranked_reason", "") for w in ("flagged", "not verified")) else ""}>'
+        + "".join(_cell(c, r.get(c, "")) for c in columns) + f"<td>{thumbnail(outputs, r, picture)}</td></tr>"
+        for r in rows)
+    return f'<table class="sortable"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def html_page(rows: list[dict], unranked: list[dict], outputs: Path, inpaint_rows: list[dict] = (),
+              floor: float | None = None) -> str:
+    floor_text = (f"The floor is FID {floor:.3f}: 5,000 real training digits against the test set, so no "
+                  "model is expected below it. " if floor else "")
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>Leaderboard</title>"
+             f"<style>{PAGE_STYLE}</style></head><body><h1>MNIST diffusion leaderboard</h1>"
+             f"<p id='summary'>{floor_text}~ marks neighbours within noise: their FIDs differ by less than twice "
+             "their combined bootstrap spread. Click a column to sort, a grid to enlarge it.</p>",
+             "<p>Ranked by FID (LeNet features; lower is better), ties by KID. <b>verified</b>: regenerated "
+             "samples matched the submitted checkpoint (not checked when none was handed in). <b>copies</b>, "
+             "<b>near_duplicates</b>: shares of samples closer to a training digit, or to another sample, "
+             "than 99% of held-out test digits are; above 5% the entry is flagged.</p>",
+             html_table(rows, COLUMNS, outputs, "grid.png")]
     if unranked:
-        parts += ["<h2>Not ranked</h2>", table(unranked)]
+        parts += ["<h2>Not ranked</h2>", html_table(unranked, UNRANKED_COLUMNS, outputs, "grid.png")]
     if inpaint_rows:
         parts += ["<h2>Inpainting</h2><p>Ranked within each mask by the MSE on the hole pixels ([0, 1] units; "
                   "lower is better). Panels: masked input, completions, original.</p>",
-                  table(inpaint_rows, INPAINT_COLUMNS, "inpaint/samples.png")]
+                  html_table(inpaint_rows, INPAINT_COLUMNS, outputs, "inpaint/samples.png")]
+    parts.append(f'<div id="full" hidden><img alt="full size"></div><script>{PAGE_SCRIPT}</script>')
     return "".join(parts) + "</body></html>\n"
 
 
 def write_csv(path: Path, columns: tuple, rows: list[dict]) -> None:
     buf = io.StringIO()
-    w = csv.DictWriter(buf, columns)
+    w = csv.DictWriter(buf, columns, extrasaction="ignore")
     w.writeheader()
     w.writerows(rows)
     with atomic_path(path) as tmp:
@@ -164,8 +247,16 @@ def main(argv=None) -> int:
     p = ArgumentParser(description=__doc__.splitlines()[1])
     p.add_argument("--results", default="results")
     p.add_argument("--outputs", default="outputs", help="where NAME/grid.png thumbnails are found")
+    p.add_argument("--submissions", help="grade this folder of submissions (one folder per student) first")
+    p.add_argument("--grader_seed", type=int, default=0, help="which sample indices are regenerated")
+    p.add_argument("--checked", type=int, default=64, help="samples regenerated per submission")
+    p.add_argument("--data_root", default="data", help="torchvision MNIST root")
+    p.add_argument("--cache_dir", default="data/fid_cache", help="where reference statistics are cached")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     args = p.parse_args(argv)
     folder = ensure_dir(args.results)
+    if args.submissions:
+        grade(args, folder)
     entries, inpaint, warnings = load_results(folder)
     for w in warnings:
         print(w, file=sys.stderr)
@@ -176,11 +267,36 @@ def main(argv=None) -> int:
     write_csv(folder / "leaderboard.csv", COLUMNS, rows + unranked)
     if inpaint_rows:
         write_csv(folder / "leaderboard_inpaint.csv", INPAINT_COLUMNS, inpaint_rows)
-    write_text(folder / "leaderboard.html", html_page(rows, unranked, Path(args.outputs), inpaint_rows))
+    floor = next((e["fid_floor_mean"] for e in entries if isinstance(e.get("fid_floor_mean"), float)), None)
+    write_text(folder / "leaderboard.html", html_page(rows, unranked, Path(args.outputs), inpaint_rows, floor))
     found = entries or inpaint
     print(md if found else "no results yet: run evaluate.py first", end="" if found else "\n")
     print(f"wrote {folder}/leaderboard.md, .csv, .html")
     return 0
+
+
+def grade(args, results: Path) -> None:
+    """Grade the submissions folder into `results`, one line per student."""
+    from engine.errors import UserError
+    from engine.generation import pick_device
+    from engine.grading import grade_submissions
+
+    if args.checked < 1:
+        raise UserError(f"--checked must be at least 1, got {args.checked}")
+    done, warnings = grade_submissions(Path(args.submissions), results, data_root=args.data_root,
+                                       cache_dir=args.cache_dir, seed=args.grader_seed, k=args.checked,
+                                       device=pick_device(args.device))
+    for name, status, r in done:
+        p = r["provenance"]
+        print(f"{name}: {status} ({r['grading_seconds']:.0f}s), FID {r['fid']:.3f}, verified "
+              f"{'yes' if r['verified'] else 'no'} ({p['matched']}/{p['checked']} regenerated in {p['seconds']:.1f}s), "
+              f"copies {r['copy_share']:.1%}, "
+              f"near-duplicates {r['near_duplicate_share']:.1%}" + ("" if r["ranked"] else
+                                                                      f"; not ranked: {r['not_ranked_reason']}"))
+    for w in warnings:
+        print(w, file=sys.stderr)
+    if not done and not warnings:
+        print(f"no submission folders in {args.submissions}")
 
 
 if __name__ == "__main__":

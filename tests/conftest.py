@@ -119,11 +119,14 @@ def trained(tmp_path_factory, tiny_config) -> Path:
 @pytest.fixture(scope="session")
 def fid_cache(tmp_path_factory) -> Path:
     """A cache folder holding the shipped feature network's reference statistics of the test digits
-    and its floor, computed once per session (about 20 s here)."""
+    and its floor, and the copy and near-duplicate thresholds, computed once per session (about 20 s
+    and 10 s here)."""
+    from metrics import integrity
     from metrics.evaluation import floor_mean
 
     cache = tmp_path_factory.mktemp("fid_cache")
     floor_mean(DATA_ROOT, cache)
+    integrity.thresholds(DATA_ROOT, cache)
     return cache
 
 

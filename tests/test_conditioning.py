@@ -1,10 +1,13 @@
 """Self-conditioning and class conditioning with classifier-free guidance."""
+import json
+
+import numpy as np
 import torch
 
 from diffusion import samplers
 from diffusion.process import training_loss
 from diffusion.schedule import make_schedule
-from engine import config
+from engine import config, provenance
 from engine.generation import class_labels, guided
 from engine.trainer import RunPaths, train
 from models.model import build_model
@@ -66,7 +69,11 @@ def test_conditional_run_trains_and_samples_a_chosen_digit(tmp_path, tiny_config
     proc = run("sample.py", "--checkpoint", ckpt, "--num_samples", "3", "--steps", "2", "--guidance", "1.5",
                "--digit", "7", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert '"digit": 7' in (tmp_path / "outputs" / "cond" / "samples.json").read_text()
+    meta = json.loads((tmp_path / "outputs" / "cond" / "samples.json").read_text())
+    assert meta["digit"] == 7 and meta["guidance"] == 1.5
+    images = np.load(tmp_path / "outputs" / "cond" / "samples.npz")["images"]
+    assert provenance.verify(ckpt, meta, images, k=3)["verified"]  # the grader regenerates guided samples
+    assert not provenance.verify(ckpt, {**meta, "seed": 1}, images, k=3)["verified"]
     assert_user_error(run("sample.py", "--checkpoint", ckpt, "--digit", "12", cwd=tmp_path), "0-9")
 
 

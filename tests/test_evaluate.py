@@ -53,7 +53,7 @@ def test_fid_grows_with_noise(ref):
     assert all(a < b for a, b in zip(fids, fids[1:])), fids
 
 
-def test_real_digits_score_the_floor_and_4999_are_not_ranked(tmp_path, cache, ref):
+def test_real_digits_score_the_floor_are_flagged_as_copies_and_4999_are_not_ranked(tmp_path, cache, ref):
     train_x, _ = load_mnist(DATA_ROOT, train=True)
     real = train_x.numpy()[np.random.default_rng(123).choice(len(train_x), 5000, replace=False)]
     np.savez(tmp_path / "real.npz", images=real)
@@ -61,7 +61,9 @@ def test_real_digits_score_the_floor_and_4999_are_not_ranked(tmp_path, cache, re
     assert proc.returncode == 0, proc.stderr[-2000:]
     r = json.loads((tmp_path / "results" / "real.json").read_text())
     floor_mean, floor_std = ref["floor"].mean(), ref["floor"].std(ddof=1)
-    assert r["ranked"] and r["num_samples"] == 5000 and len(r["class_histogram"]) == 10
+    assert r["num_samples"] == 5000 and len(r["class_histogram"]) == 10
+    assert r["copy_share"] == 1.0 and r["near_duplicate_share"] < 0.02  # training digits: not a model's work
+    assert not r["ranked"] and r["not_ranked_reason"] == "flagged: 100.0% copies of training digits"
     assert abs(r["fid"] - floor_mean) < 5 * floor_std + 3 * r["fid_bootstrap_std"], (r["fid"], floor_mean, floor_std)
     assert r["precision"] > 0.6 and r["recall"] > 0.6 and r["class_kl_to_uniform"] < 0.01
     assert r["mean_confidence"] > 0.98 and r["feature_net_sha256"] == features.sha256()
@@ -71,12 +73,16 @@ def test_real_digits_score_the_floor_and_4999_are_not_ranked(tmp_path, cache, re
     assert proc.returncode == 0, proc.stderr[-2000:]
     r = json.loads((tmp_path / "results" / "short.json").read_text())
     assert r["ranked"] is False and "exactly 5000" in r["not_ranked_reason"]
-    assert unranked_reason(5000) is None and "4999 samples" in unranked_reason(4999) and unranked_reason(5001)
+    entry = lambda n, **more: {"num_samples": n, **more}
+    assert unranked_reason(entry(5000)) is None and unranked_reason(entry(5000, verified=True, flags=[])) is None
+    assert "4999 samples" in unranked_reason(entry(4999)) and unranked_reason(entry(5001))
+    assert unranked_reason(entry(5000, verified=False, provenance={"matched": 60, "checked": 64})) == \
+        "not verified: 60 of 64 regenerated samples match"
 
     board = run("leaderboard.py", cwd=tmp_path)
     assert board.returncode == 0, board.stderr
     md = (tmp_path / "results" / "leaderboard.md").read_text()
-    assert "| 1 | real |" in md and "- short: 500 samples" in md
+    assert "- real: flagged: 100.0% copies of training digits" in md and "- short: 500 samples" in md
     assert (tmp_path / "results" / "leaderboard.html").read_text().startswith("<!doctype html>")
 
 
