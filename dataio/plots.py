@@ -96,3 +96,18 @@ def sampler_sweep(path: str | Path, lines: dict[str, list[tuple[int, float, floa
     fig.suptitle(title, fontsize=10)
     _save(fig, path)
 
+
+
+def guidance_grid(path: str | Path, panels: dict[float, np.ndarray], title: str) -> None:
+    """One panel per guidance weight; `panels[w]` is uint8 (10, K, 28, 28): row d holds K samples of digit d."""
+    from dataio.images import grid
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(1.9 * len(panels), 4.2), squeeze=False)
+    for ax, (w, images) in zip(axes[0], sorted(panels.items())):
+        ax.imshow(grid(images.reshape(-1, 28, 28), nrow=images.shape[1]), cmap="gray", vmin=0, vmax=255,
+                  interpolation="nearest")
+        ax.set_title(f"w = {w:g}", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(title, fontsize=8)
+    _save(fig, path)

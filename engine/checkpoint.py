@@ -100,3 +100,14 @@ def load_weights(model: torch.nn.Module, state: dict, path, what: str = "model")
         detail = next((l.strip() for l in str(e).splitlines()[1:] if l.strip()), str(e))
         raise UserError(f"{path} holds {what} weights of another architecture ({detail[:150]}); "
                         "build the model from the config it was trained with") from None
+
+
+def load_model(path, *, ema: bool = True, device: torch.device = torch.device("cpu")):
+    """(checkpoint dict, config, network with the EMA (or raw) weights on `device`, in eval mode)."""
+    from models.model import build_model
+
+    ckpt = load(path)
+    cfg = config_of(ckpt, path)
+    model = build_model(cfg)
+    load_weights(model, ckpt["ema"]["model"] if ema else ckpt["model"], path, "EMA" if ema else "model")
+    return ckpt, cfg, model.to(device, memory_format=torch.channels_last).eval()

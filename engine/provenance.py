@@ -28,7 +28,6 @@ import torch
 from engine import checkpoint
 from engine.errors import UserError
 from engine.generation import generate
-from models.model import build_model
 
 TOLERANCE = 2.0  # mean absolute difference per image, gray levels of 255
 CHECKED = 64  # indices regenerated per set
@@ -51,15 +50,9 @@ def verify(ckpt_path, meta: dict, images: np.ndarray, *, k: int = CHECKED, seed:
     if meta["num_samples"] != len(images):
         raise UserError(f"samples.json records {meta['num_samples']} samples but the set holds {len(images)}")
     start = time.perf_counter()
-    ckpt = checkpoint.load(ckpt_path)
-    cfg = checkpoint.config_of(ckpt, ckpt_path)
+    _, cfg, model = checkpoint.load_model(ckpt_path, ema=meta.get("ema", True), device=device)
     if cfg.data.name == "moons" or cfg.task.name != "generate":
         raise UserError(f"{ckpt_path} is not a digit-generating checkpoint (data {cfg.data.name}, task {cfg.task.name})")
-    model = build_model(cfg)
-    use_ema = meta.get("ema", True)
-    checkpoint.load_weights(model, ckpt["ema"]["model"] if use_ema else ckpt["model"], ckpt_path,
-                            "EMA" if use_ema else "model")
-    model.to(device, memory_format=torch.channels_last)
     k = min(k, len(images))
     indices = np.sort(np.random.default_rng(seed).choice(len(images), k, replace=False))
     again = generate(model, cfg, len(images), seed=meta["seed"], sampler=meta["sampler"], steps=meta["steps"],

@@ -10,7 +10,6 @@ steps within every budget of network evaluations (Heun takes two per step but th
 --rows as soon as it is measured, keyed by the checkpoint's sha256, so a killed sweep resumes where
 it stopped. Seconds are this machine's at the moment: time the rows alone on a quiet machine.
 """
-import json
 import sys
 import time
 from pathlib import Path
@@ -18,17 +17,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 
 from dataio import plots  # noqa: E402
 from diffusion.samplers import evaluations, steps_for  # noqa: E402
 from engine import checkpoint  # noqa: E402
 from engine.errors import ArgumentParser, UserError, exit_on_user_error  # noqa: E402
-from engine.fileio import ensure_dir, sha256_file, write_json  # noqa: E402
+from engine.fileio import sha256_file  # noqa: E402
 from engine.generation import generate, pick_device  # noqa: E402
+from engine.rows import Rows  # noqa: E402
 from metrics.evaluation import bootstrap_fid, lenet_reference  # noqa: E402
 from metrics.fid import frechet_distance, gaussian_stats  # noqa: E402
-from models.model import build_model  # noqa: E402
 
 VARIANTS = {"ddpm": ("ddpm", 0.0), "ddim": ("ddim", 0.0), "ddim_eta1": ("ddim", 1.0), "dpmpp_2m": ("dpmpp_2m", 0.0),
             "euler": ("euler", 0.0), "heun": ("heun", 0.0)}
@@ -67,27 +65,17 @@ def main():
     if min(args.nfe) < 1 or args.num_samples < 2:
         raise UserError("--nfe budgets must be >= 1 and --num_samples >= 2 (FID needs a covariance)")
     ckpt_path = Path(args.checkpoint)
-    ckpt = checkpoint.load(ckpt_path)
-    cfg = checkpoint.config_of(ckpt, ckpt_path)
+    device = pick_device("auto")
+    _, cfg, model = checkpoint.load_model(ckpt_path, device=device)
     if cfg.task.name != "generate" or cfg.data.name != "mnist":
         raise UserError(f"{ckpt_path} is not an MNIST generation checkpoint; the sweep scores digits")
-    model = build_model(cfg)
-    checkpoint.load_weights(model, ckpt["ema"]["model"], ckpt_path, "EMA")
-    device = pick_device("auto")
-    model.to(device, memory_format=torch.channels_last)
     extract, ref = lenet_reference(args.data_root, args.cache_dir)
-    rows_path = Path(args.rows or f"results/sweep_{ckpt_path.parent.name}.json")
     key = {"checkpoint_sha256": sha256_file(ckpt_path), "num_samples": args.num_samples, "seed": args.seed}
-    try:
-        stored = json.loads(rows_path.read_text()) if rows_path.is_file() else {}
-    except json.JSONDecodeError:
-        raise UserError(f"{rows_path} is not readable JSON; delete it to measure every row again") from None
-    ensure_dir(rows_path.parent)
-    rows = [r for r in stored.get("rows", []) if {k: r.get(k) for k in key} == key]
+    store = Rows(args.rows or f"results/sweep_{ckpt_path.parent.name}.json", key, checkpoint=str(ckpt_path))
     for variant in args.samplers:
         sampler, eta = VARIANTS[variant]
         for budget in args.nfe:
-            if any(r["variant"] == variant and r["budget"] == budget for r in rows):
+            if store.find(variant=variant, budget=budget):
                 continue
             steps = min(steps_for(sampler, budget), cfg.diffusion.timesteps)
             start = time.perf_counter()
@@ -95,15 +83,13 @@ def main():
                               batch_size=cfg.sample.batch_size, device=device, progress=False)
             seconds = time.perf_counter() - start
             feats = extract(images)
-            row = {**key, "variant": variant, "sampler": sampler, "eta": eta, "budget": budget, "steps": steps,
-                   "nfe": evaluations(sampler, steps), "seconds_per_1000": 1000 * seconds / args.num_samples,
-                   "fid": frechet_distance(*gaussian_stats(feats), ref["mu"], ref["sigma"]),
-                   "fid_std": bootstrap_fid(feats, ref["mu"], ref["sigma"])}
-            rows.append(row)
-            write_json(rows_path, {"checkpoint": str(ckpt_path), "rows": rows})
+            row = store.add({"variant": variant, "sampler": sampler, "eta": eta, "budget": budget, "steps": steps,
+                             "nfe": evaluations(sampler, steps), "seconds_per_1000": 1000 * seconds / args.num_samples,
+                             "fid": frechet_distance(*gaussian_stats(feats), ref["mu"], ref["sigma"]),
+                             "fid_std": bootstrap_fid(feats, ref["mu"], ref["sigma"])})
             print(f"{variant} x{steps} ({row['nfe']} evaluations): FID {row['fid']:.2f} +- {row['fid_std']:.2f}, "
                   f"{row['seconds_per_1000']:.1f} s per 1,000 digits", flush=True)
-    rows = [r for r in rows if r["variant"] in args.samplers and r["budget"] in args.nfe]
+    rows = [r for r in store.rows if r["variant"] in args.samplers and r["budget"] in args.nfe]
     print(f"\nFID (shipped LeNet features, {args.num_samples} samples, seed {args.seed}) +- bootstrap spread, "
           f"(network evaluations, seconds per 1,000 digits on this machine); checkpoint {ckpt_path}\n")
     print(table(rows, args.samplers, args.nfe))

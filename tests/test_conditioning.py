@@ -2,16 +2,18 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from diffusion import samplers
 from diffusion.process import training_loss
 from diffusion.schedule import make_schedule
-from engine import config, provenance
-from engine.generation import class_labels, guided
+from engine import checkpoint, config, provenance
+from engine.generation import class_labels, generate, guided
 from engine.trainer import RunPaths, train
+from metrics import features
 from models.model import build_model
-from tests.conftest import REPO, TINY, assert_user_error, run
+from tests.conftest import DATA_ROOT, REPO, TINY, assert_user_error, run
 
 
 def _cfg(*extra):
@@ -62,10 +64,17 @@ def test_self_conditioning_feeds_the_estimate_and_trains():
     assert losses[-1] < losses[0] / 3, (losses[0], losses[-1])
 
 
-def test_conditional_run_trains_and_samples_a_chosen_digit(tmp_path, tiny_config):
-    cfg = config.load(tiny_config, TINY + ["model.num_classes=10", "diffusion.self_cond=true", "train.steps=3"])
-    assert train(cfg, "cond", paths=RunPaths.for_name("cond", tmp_path), progress=False) == "done"
-    ckpt = tmp_path / "checkpoints" / "cond" / "final.pt"
+@pytest.fixture(scope="module")
+def cond_ckpt(tmp_path_factory):
+    """A class-conditional tiny model with self-conditioning after 3 training steps."""
+    root = tmp_path_factory.mktemp("cond")
+    cfg = _cfg("model.num_classes=10", "diffusion.self_cond=true", "train.steps=3")
+    assert train(cfg, "cond", paths=RunPaths.for_name("cond", root), progress=False) == "done"
+    return root / "checkpoints" / "cond" / "final.pt"
+
+
+def test_conditional_run_trains_and_samples_a_chosen_digit(cond_ckpt, tmp_path):
+    ckpt = cond_ckpt
     proc = run("sample.py", "--checkpoint", ckpt, "--num_samples", "3", "--steps", "2", "--guidance", "1.5",
                "--digit", "7", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -77,10 +86,29 @@ def test_conditional_run_trains_and_samples_a_chosen_digit(tmp_path, tiny_config
     assert_user_error(run("sample.py", "--checkpoint", ckpt, "--digit", "12", cwd=tmp_path), "0-9")
 
 
+def test_guidance_sweep_scores_each_weight_once(cond_ckpt, tmp_path, fid_cache):
+    args = ["--checkpoint", cond_ckpt, "--weights", "0", "2", "--num_samples", "20", "--steps", "2", "--columns", "2",
+            "--data_root", DATA_ROOT, "--cache_dir", fid_cache, "--rows", tmp_path / "rows.json"]
+    proc = run("scripts/guidance_sweep.py", *args, "--grid", tmp_path / "grid.png", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = json.loads((tmp_path / "rows.json").read_text())["rows"]
+    assert [r["guidance"] for r in rows] == [0, 2] and (tmp_path / "grid.png").stat().st_size > 1000
+    _, cfg, model = checkpoint.load_model(cond_ckpt)  # the share that the classifier agrees, recomputed
+    images = generate(model, cfg, 20, seed=0, sampler=cfg.sample.sampler, steps=2, eta=0.0, batch_size=7,
+                      device=torch.device("cpu"), guidance=2.0, digit=-1, progress=False)
+    agree = features.extract(features.load_lenet(), images, progress=False)[1].argmax(1) == np.arange(20) % 10
+    assert rows[1]["accuracy"] == agree.mean() and len(rows[1]["accuracy_per_digit"]) == 10
+    assert np.array_equal(np.asarray(rows[1]["grid"])[3, 1], images[13])  # row: digit 3, column 1: sample 13
+    assert "| 2 | " in proc.stdout and "best FID: w = " in proc.stdout
+    again = run("scripts/guidance_sweep.py", *args, cwd=tmp_path)
+    assert again.returncode == 0 and "w = 2: FID" not in again.stdout and "| 2 | " in again.stdout
+
+
 def test_guidance_on_an_unconditional_model_is_refused(trained, tmp_path):
     ckpt = trained / "checkpoints" / "tiny_test" / "final.pt"
     assert_user_error(run("sample.py", "--checkpoint", ckpt, "--guidance", "2", cwd=tmp_path), "unconditional")
     assert_user_error(run("sample.py", "--checkpoint", ckpt, "--digit", "3", cwd=tmp_path), "unconditional")
+    assert_user_error(run("scripts/guidance_sweep.py", "--checkpoint", ckpt, cwd=tmp_path), "not a class-conditional")
 
 
 def test_karras_samplers_refuse_zero_terminal_snr_checkpoints(tmp_path, tiny_config):
