@@ -85,6 +85,21 @@ def _epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
 
 
+VAL_SEED = 2026  # fixed: the validation split must not move with train.seed
+
+
+def validation_split(n: int, val_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(training indices, validation indices) of n training digits: the validation digits are the
+    first val_size of a permutation drawn from VAL_SEED (the same whatever the run's seeds), the
+    training indices all the others, in their original order."""
+    if not 0 <= val_size < n:
+        raise UserError(f"data.val_size must be in 0..{n - 1}, got {val_size}")
+    val = torch.randperm(n, generator=torch.Generator().manual_seed(VAL_SEED))[:val_size]
+    keep = torch.ones(n, dtype=torch.bool)
+    keep[val] = False
+    return keep.nonzero().flatten(), val
+
+
 EVAL_SEED = 42  # seed 000's evaluation seed: which test digits an inpainting evaluation uses
 
 

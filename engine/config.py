@@ -95,6 +95,9 @@ class TrainConfig:
                              "the last; digit generation only; 0 disables")
     eval_samples: int = opt(1000, "samples per training-time FID (fewer than 5,000 bias it upwards: for curves, "
                                   "not ranks)")
+    val_every: int = opt(0, "inpaint/complete with data.val_size: hole MSE of the EMA model's completions of the "
+                            "validation digits (task.mask, sample.* settings) in log.tsv every k steps and at the last; "
+                            "checkpoints/NAME/best.pt keeps the best; 0 disables")
 
 
 @dataclass
@@ -103,7 +106,9 @@ class DataConfig:
                              "moons: 2D points (docs/moons.md)")
     root: str = opt("data", "torchvision MNIST root (files under ROOT/MNIST/raw)")
     download: bool = opt(True, "download MNIST when missing")
-    subset: int = opt(0, "train on the first N training images; 0 = all 60,000")
+    subset: int = opt(0, "train on the first N training images (after val_size are held out); 0 = all")
+    val_size: int = opt(0, "hold out N training digits as a validation split, never trained on: the same digits in "
+                           "every run, whatever the seeds (dataio.mnist.validation_split); 0 = none")
     occluded_dir: str = opt("data/pairs/occluded_images", "folder: the occluded_NAME images")
     original_dir: str = opt("data/pairs/original_images", "folder: the NAME images")
     image_size: int = opt(28, "folder: images are resized to image_size x image_size")

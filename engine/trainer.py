@@ -20,7 +20,7 @@ from dataio.folder import load_pairs
 from dataio.images import save_grid, save_rows
 from dataio.moons import make_moons
 from dataio.plots import COLORS, scatter
-from dataio.mnist import batch_indices, load_mnist, to_model_range
+from dataio.mnist import batch_indices, load_mnist, to_model_range, validation_split
 from diffusion.process import config_loss, sample_levels
 from diffusion.schedule import from_config
 from engine import checkpoint, distributed
@@ -35,7 +35,7 @@ from metrics.evaluation import lenet_fid
 from models.model import build_model
 
 LOG_FIELDS = ("step", "epoch", "loss", "lr", "grad_norm", "images_per_s", "hole_mse", "hole_l1", "ssim", "train_s",
-              "fid")
+              "fid", "val_hole_mse")
 PANEL_DIGITS = 8  # test digits in the inpainting panels written during training
 
 
@@ -71,6 +71,10 @@ class RunPaths:
     @property
     def final(self) -> Path:
         return self.ckpt_dir / "final.pt"
+
+    @property
+    def best(self) -> Path:
+        return self.ckpt_dir / "best.pt"
 
     @property
     def log(self) -> Path:
@@ -111,28 +115,32 @@ def _keep_log_until(path: Path, step: int) -> None:
 
 
 def _data(cfg: Config):
-    """(training examples, labels or None, fixed masks or None, panel images, panel masks).
-    Examples are uint8 images, or float 2D points for moons (see _batch).
-    MNIST: masks are drawn per batch from task.mask; the panel shows the first test digits.
-    Folder pairs: each image has its own mask; the panel shows the first pairs."""
+    """(training examples, labels or None, fixed masks or None, panel images, panel masks,
+    validation digits or None). Examples are uint8 images, or float 2D points for moons (see _batch).
+    MNIST: data.val_size digits are held out first (dataio.mnist.validation_split), then data.subset
+    keeps the first of the others; masks are drawn per batch from task.mask; the panel shows the
+    first test digits. Folder pairs: each image has its own mask; the panel shows the first pairs."""
     d, k = cfg.data, cfg.task
     if d.name == "moons":
         points = make_moons(d.n, d.noise, cfg.train.seed if d.seed < 0 else d.seed)
-        return torch.from_numpy(points).float(), None, None, None, None
+        return torch.from_numpy(points).float(), None, None, None, None, None
     if d.name == "folder":
         images, fixed = load_pairs(d.occluded_dir, d.original_dir, d.image_size, d.channels, d.mask_thresh)
         if d.subset:
             images, fixed = images[:d.subset], fixed[:d.subset]
-        return images, None, fixed, images[:PANEL_DIGITS], fixed[:PANEL_DIGITS]
+        return images, None, fixed, images[:PANEL_DIGITS], fixed[:PANEL_DIGITS], None
     images, labels = load_mnist(d.root, train=True, download=d.download)
+    keep, held_out = validation_split(len(images), d.val_size)
+    val = images[held_out] if d.val_size else None
+    images, labels = images[keep], labels[keep]
     if d.subset:
         images, labels = images[:d.subset], labels[:d.subset]
     if k.name == "generate":
-        return images, labels, None, None, None
+        return images, labels, None, None, None, val
     panel = load_mnist(d.root, train=False, download=d.download)[0][:PANEL_DIGITS]
     gen = torch.Generator().manual_seed(cfg.sample.seed)
     return images, labels, None, panel, masks.make(k.mask, len(panel), size=k.mask_size, fraction=k.mask_fraction,
-                                                   generator=gen)
+                                                   generator=gen), val
 
 
 def _batch(examples: torch.Tensor, idx: torch.Tensor, device, channels_last: bool) -> torch.Tensor:
@@ -196,6 +204,20 @@ def _eval_fid(ema_model, cfg: Config, fid, device) -> float:
     return fid(digits)
 
 
+def _val_hole_mse(ema_model, cfg: Config, val: torch.Tensor, device) -> float:
+    """Hole MSE ([0, 1] units, the mean over digits of each digit's mean over its hole) of the EMA
+    model's completions of the validation digits; the masks and the sampling noise come from
+    sample.seed, so every evaluation of a run scores the same task."""
+    k, s = cfg.task, cfg.sample
+    gen = torch.Generator().manual_seed(s.seed)
+    hole = masks.make(k.mask, len(val), size=k.mask_size, fraction=k.mask_fraction, generator=gen)
+    done = inpainting.complete(ema_model, cfg, val, hole, gen, batch_size=s.batch_size, device=device,
+                               mean_of=s.mean_of, progress=False)
+    err2 = ((torch.from_numpy(done).double() - val.double()) / 255) ** 2
+    hole = hole[:, 0].double()
+    return float(((err2 * hole).sum((1, 2)) / hole.sum((1, 2))).mean())
+
+
 def train(cfg: Config, name: str, *, restart: bool = False, paths: RunPaths | None = None,
           progress: bool = True) -> str:
     """Train (or resume) the run `name`; returns "done" or "stopped". Under torchrun every process
@@ -217,7 +239,7 @@ def train(cfg: Config, name: str, *, restart: bool = False, paths: RunPaths | No
 
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = t.tf32
-    images, labels, fixed_masks, panel, panel_masks = _data(cfg)
+    images, labels, fixed_masks, panel, panel_masks, val = _data(cfg)
     if t.data_on_device:  # MNIST is 47 MB as uint8: batches are then gathered on the device
         images, labels, fixed_masks = (None if a is None else a.to(device) for a in (images, labels, fixed_masks))
     model = build_model(cfg).to(device, memory_format=torch.channels_last if t.channels_last else torch.preserve_format)
@@ -229,7 +251,7 @@ def train(cfg: Config, name: str, *, restart: bool = False, paths: RunPaths | No
         opt, partial(lr_factor, warmup=t.warmup_steps, total=t.steps, schedule=t.lr_schedule))
     diff_sched = from_config(cfg.diffusion)
 
-    step, train_s = 0, 0.0
+    step, train_s, best_val = 0, 0.0, math.inf
     if paths.last.exists() and not restart:
         ckpt = checkpoint.load(paths.last)
         old = checkpoint.config_of(ckpt, paths.last)
@@ -244,6 +266,7 @@ def train(cfg: Config, name: str, *, restart: bool = False, paths: RunPaths | No
         lr_sched.load_state_dict(ckpt["scheduler"])
         step = ckpt["step"]
         train_s = float(ckpt.get("train_seconds", 0.0))
+        best_val = float(ckpt.get("best_val_hole_mse", math.inf))
         checkpoint.set_rng_state(ckpt["rng"])  # rank 0's; the others move on to their own streams
         if ctx.rank:
             seed_everything(t.seed + ctx.rank + 1_000_003 * step)
@@ -262,7 +285,8 @@ def train(cfg: Config, name: str, *, restart: bool = False, paths: RunPaths | No
     def payload() -> dict:  # the unwrapped module: checkpoints load into a plain model
         return {"kind": "diffusion", "config": cfg.to_dict(), "step": step, "model": model.state_dict(),
                 "ema": ema.state_dict(), "optimizer": opt.state_dict(), "scheduler": lr_sched.state_dict(),
-                "rng": checkpoint.rng_state(), "world_size": ctx.world, "train_seconds": train_s}
+                "rng": checkpoint.rng_state(), "world_size": ctx.world, "train_seconds": train_s,
+                "best_val_hole_mse": best_val}
 
     def save(*targets: Path) -> None:
         distributed.check_replicas(ctx, model)
@@ -312,12 +336,17 @@ def train(cfg: Config, name: str, *, restart: bool = False, paths: RunPaths | No
             now = time.perf_counter()
             train_s, clock = train_s + now - clock, now
             evaluating, score = t.eval_every and (step % t.eval_every == 0 or step == t.steps), None
-            if evaluating and ctx.main:  # the evaluation's time stays out of train_s and images/s
-                score = _eval_fid(ema.model, cfg, fid, device)
+            validating, val_mse = t.val_every and (step % t.val_every == 0 or step == t.steps), None
+            if (evaluating or validating) and ctx.main:  # evaluations stay out of train_s and images/s
+                score = _eval_fid(ema.model, cfg, fid, device) if evaluating else None
+                val_mse = _val_hole_mse(ema.model, cfg, val, device) if validating else None
                 spent = time.perf_counter() - now
                 clock, tick = clock + spent, tick + spent
+            if validating and distributed.any_flag(ctx, val_mse is not None and val_mse < best_val):
+                best_val = val_mse if ctx.main else best_val
+                save(paths.best)
 
-            if step % t.log_every == 0 or step == t.steps or evaluating:  # every process: means over all of them
+            if step % t.log_every == 0 or step == t.steps or evaluating or validating:  # means over all processes
                 loss_mean, *part_means = distributed.mean_over(
                     ctx, [sum(losses) / len(losses), *(v / len(norms) for v in part_sums.values())])
                 if ctx.main:
@@ -325,6 +354,7 @@ def train(cfg: Config, name: str, *, restart: bool = False, paths: RunPaths | No
                            "lr": f"{opt.param_groups[0]['lr']:.3e}", "grad_norm": f"{sum(norms) / len(norms):.4f}",
                            "images_per_s": f"{seen / (time.perf_counter() - tick):.1f}", "train_s": f"{train_s:.2f}",
                            "fid": "" if score is None else f"{score:.3f}",
+                           "val_hole_mse": "" if val_mse is None else f"{val_mse:.6f}",
                            **{f"hole_{k}" if k != "ssim" else k: f"{v:.5f}" for k, v in zip(part_sums, part_means)}}
                     log.writerow(row)
                     log_file.flush()

@@ -93,7 +93,7 @@ def test_folder_config_trains_with_three_row_panels(tmp_path):
     assert panel.mode == "RGB" and panel.size == ((8 * 34 + 2) * 2, (3 * 34 + 2) * 2), "3 rows of 8 pairs"
     log = (tmp_path / "checkpoints" / "fold" / "log.tsv").read_text().splitlines()
     assert log[0].split("\t") == ["step", "epoch", "loss", "lr", "grad_norm", "images_per_s", "hole_mse", "hole_l1",
-                                   "ssim", "train_s", "fid"] and len(log) == 3
+                                   "ssim", "train_s", "fid", "val_hole_mse"] and len(log) == 3
     assert all(row.split("\t")[8] for row in log[1:]), "SSIM logged"
 
 
@@ -136,3 +136,53 @@ def test_completion_config_errors(tmp_path):
     assert_user_error(run(*base, "data.channels=3", cwd=tmp_path), "data.name")
     assert_user_error(run("train.py", "--config", REPO / "configs" / "completion_folder.yaml", "--student_name", "f",
                           "data.occluded_dir=nowhere", cwd=tmp_path), "nowhere not found")
+
+
+def test_validation_split_is_fixed_disjoint_and_complete():
+    from dataio.mnist import validation_split
+
+    keep, val = validation_split(1000, 100)
+    assert len(val) == 100 and len(keep) == 900 and not set(keep.tolist()) & set(val.tolist())
+    assert sorted(keep.tolist() + val.tolist()) == list(range(1000)) and keep.tolist() == sorted(keep.tolist())
+    again_keep, again_val = validation_split(1000, 100)
+    assert torch.equal(val, again_val) and torch.equal(keep, again_keep)
+    assert torch.equal(validation_split(1000, 50)[1], val[:50]), "a smaller split is a prefix of a larger one"
+    assert len(validation_split(1000, 0)[1]) == 0
+    with pytest.raises(UserError, match="data.val_size"):
+        validation_split(1000, 1000)
+
+
+def test_validation_digits_never_reach_a_batch_and_best_pt_keeps_the_best(tmp_path, monkeypatch):
+    """Every batch is drawn from the training split alone; the validation hole MSE is logged and
+    best.pt holds the step that scored lowest."""
+    from dataio.mnist import load_mnist, validation_split
+    from engine import checkpoint, trainer
+
+    seen = []
+    real = trainer._micro_loss
+
+    def spy(model, cfg, sched, images, labels, fixed, idx, *rest):
+        seen.append((images, idx.clone()))
+        return real(model, cfg, sched, images, labels, fixed, idx, *rest)
+
+    monkeypatch.setattr(trainer, "_micro_loss", spy)
+    cfg = config.load(REPO / "configs" / "regression.yaml", [
+        f"data.root={DATA_ROOT}", "model.channels=8", "model.channel_mult=[1,2]",
+        "model.attn_levels=[]", "train.batch_size=16", "train.steps=9", "train.val_every=3", "train.log_every=9",
+        "train.warmup_steps=1", "train.sample_every=0", "train.ema_decay=0.5", "task.mask=center8",
+        "sample.batch_size=64", "data.val_size=64"])
+    assert train(cfg, "val", paths=RunPaths.for_name("val", tmp_path), progress=False) == "done"
+    everything = load_mnist(DATA_ROOT, train=True)[0]
+    keep, held_out = validation_split(len(everything), 64)
+    assert len(seen) == 9 and all(images is seen[0][0] for images, _ in seen)
+    assert torch.equal(seen[0][0].cpu(), everything[keep]), "the training tensor is the training split alone"
+    assert not set(keep[torch.cat([idx for _, idx in seen]).cpu()].tolist()) & set(held_out.tolist())
+
+    rows = [r.split("\t") for r in (tmp_path / "checkpoints" / "val" / "log.tsv").read_text().splitlines()]
+    scored = {int(r[0]): float(r[-1]) for r in rows[1:] if r[-1]}
+    assert sorted(scored) == [3, 6, 9] and all(0 < v < 1 for v in scored.values())
+    best = checkpoint.load(tmp_path / "checkpoints" / "val" / "best.pt")
+    assert best["step"] == min(scored, key=scored.get)
+    assert best["best_val_hole_mse"] == pytest.approx(min(scored.values()), abs=1e-6)
+    assert_user_error(run("train.py", "--config", REPO / "configs" / "tiny.yaml", "--student_name", "g",
+                          "data.val_size=10", "train.val_every=5", cwd=tmp_path), "train.val_every")

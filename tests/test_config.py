@@ -49,6 +49,8 @@ def test_round_trip_through_dict():
     ("diffusion.level_sampling=beta", "uniform, lognormal"),
     ("diffusion.p_std=0", "diffusion.p_std"),
     ("train.eval_samples=1", "train.eval_samples"),
+    ("data.val_size=60000", "data.val_size"),
+    ("train.val_every=5", "train.val_every.*data.val_size > 0"),
 ])
 def test_bad_overrides_name_the_key(override, fragment):
     with pytest.raises(UserError, match=fragment.replace("[", r"\[")):
