@@ -50,7 +50,7 @@ def main(argv=None) -> int:
     p.add_argument("--columns", type=int, default=4, help="grid: samples per digit and weight")
     p.add_argument("--data_root", default="data")
     p.add_argument("--cache_dir", default="data/fid_cache")
-    p.add_argument("--rows", help="JSON file of measured rows (default: results/guidance_NAME.json)")
+    p.add_argument("--rows", help="JSON file of measured rows (default: results/sweeps/guidance_NAME.json)")
     p.add_argument("--grid", help="write the grid here (PNG)")
     args = p.parse_args(argv)
     if min(args.weights) < 0 or args.num_samples < 10 * args.columns or args.num_samples < 20:
@@ -65,7 +65,7 @@ def main(argv=None) -> int:
     lenet = features.load_lenet()
     key = {"checkpoint_sha256": sha256_file(ckpt_path), "num_samples": args.num_samples, "seed": args.seed,
            "sampler": sampler, "steps": steps, "columns": args.columns}
-    store = Rows(args.rows or f"results/guidance_{ckpt_path.parent.name}.json", key, checkpoint=str(ckpt_path))
+    store = Rows(args.rows or f"results/sweeps/guidance_{ckpt_path.parent.name}.json", key, checkpoint=str(ckpt_path))
     labels = np.arange(args.num_samples) % 10
     picks = np.array([[d + 10 * j for j in range(args.columns)] for d in range(10)])  # row d: digit d
     grid = {}

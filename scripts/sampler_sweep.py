@@ -59,7 +59,7 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data_root", default="data")
     p.add_argument("--cache_dir", default="data/fid_cache")
-    p.add_argument("--rows", help="JSON file of measured rows (default: results/sweep_NAME.json)")
+    p.add_argument("--rows", help="JSON file of measured rows (default: results/sweeps/sampler_NAME.json)")
     p.add_argument("--plot", help="write the plot here (PNG)")
     args = p.parse_args()
     if min(args.nfe) < 1 or args.num_samples < 2:
@@ -71,7 +71,7 @@ def main():
         raise UserError(f"{ckpt_path} is not an MNIST generation checkpoint; the sweep scores digits")
     extract, ref = lenet_reference(args.data_root, args.cache_dir)
     key = {"checkpoint_sha256": sha256_file(ckpt_path), "num_samples": args.num_samples, "seed": args.seed}
-    store = Rows(args.rows or f"results/sweep_{ckpt_path.parent.name}.json", key, checkpoint=str(ckpt_path))
+    store = Rows(args.rows or f"results/sweeps/sampler_{ckpt_path.parent.name}.json", key, checkpoint=str(ckpt_path))
     for variant in args.samplers:
         sampler, eta = VARIANTS[variant]
         for budget in args.nfe:
