@@ -55,9 +55,12 @@ def verify(ckpt_path, meta: dict, images: np.ndarray, *, k: int = CHECKED, seed:
         raise UserError(f"{ckpt_path} is not a digit-generating checkpoint (data {cfg.data.name}, task {cfg.task.name})")
     k = min(k, len(images))
     indices = np.sort(np.random.default_rng(seed).choice(len(images), k, replace=False))
-    again = generate(model, cfg, len(images), seed=meta["seed"], sampler=meta["sampler"], steps=meta["steps"],
-                     eta=meta["eta"], batch_size=k, device=device, spacing=meta["spacing"], sigmas=meta["sigmas"],
-                     guidance=meta["guidance"], digit=meta["digit"], progress=False, indices=indices)
+    try:
+        again = generate(model, cfg, len(images), seed=meta["seed"], sampler=meta["sampler"], steps=meta["steps"],
+                         eta=meta["eta"], batch_size=k, device=device, spacing=meta["spacing"], sigmas=meta["sigmas"],
+                         guidance=meta["guidance"], digit=meta["digit"], progress=False, indices=indices)
+    except (ValueError, TypeError, KeyError, IndexError, RuntimeError) as e:  # hand-edited or foreign settings
+        raise UserError(f"the settings in samples.json do not run with this checkpoint ({str(e)[:80]})") from None
     diff = np.abs(again.astype(np.int16) - images[indices].astype(np.int16)).reshape(k, -1).mean(1)
     matched = int((diff <= tolerance).sum())
     return {"verified": matched == k, "matched": matched, "checked": k, "max_mean_abs_diff": float(diff.max()),

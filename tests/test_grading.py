@@ -146,11 +146,13 @@ def test_leaderboard_grades_a_folder_of_submissions(sampled, in_folder_with_fid_
     _submission(subs, "mallory", ckpt, meta, swapped)
     _submission(subs, "zed", ckpt, meta, np.zeros_like(images))
     (_submission(subs, "broken", ckpt, meta, images) / "samples.json").unlink()
+    _submission(subs, "odd", ckpt, {**meta, "sampler": "nope"}, images)
     args = ("leaderboard.py", "--submissions", subs, "--checked", "8", "--data_root", DATA_ROOT)
 
     proc = run(*args, cwd=in_folder_with_fid_cache)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "warning: skipped" in proc.stderr and "broken (no samples.json" in proc.stderr
+    assert "odd (the settings in samples.json do not run with this checkpoint" in proc.stderr
     lines = {l.split(":")[0]: l for l in proc.stdout.splitlines() if l.startswith(("alice:", "mallory:", "zed:"))}
     assert "graded" in lines["alice"] and "verified yes (8/8" in lines["alice"]
     assert "verified no" in lines["mallory"] and "copies 50.0%" in lines["mallory"]
