@@ -107,6 +107,10 @@ class DataConfig:
     root: str = opt("data", "torchvision MNIST root (files under ROOT/MNIST/raw)")
     download: bool = opt(True, "download MNIST when missing")
     subset: int = opt(0, "train on the first N training images (after val_size are held out); 0 = all")
+    shift: int = opt(0, "inpaint/complete: move each training digit by whole pixels, uniform in -shift..shift in x "
+                        "and y, before masking (dataio/augment.py)")
+    rotate: float = opt(0.0, "inpaint/complete: rotate each training digit by an angle uniform in +-rotate degrees")
+    scale: float = opt(0.0, "inpaint/complete: scale each training digit by a factor uniform in 1 +- scale, [0, 0.5)")
     val_size: int = opt(0, "hold out N training digits as a validation split, never trained on: the same digits in "
                            "every run, whatever the seeds (dataio.mnist.validation_split); 0 = none")
     occluded_dir: str = opt("data/pairs/occluded_images", "folder: the occluded_NAME images")

@@ -35,7 +35,7 @@ RANGES = {
                      "train.ema_every", "train.log_every", "train.ckpt_every", "sample.steps", "sample.batch_size",
                      "sample.num_samples", "sample.grid_size", "sample.dc_repeats", "sample.jump_length",
                      "sample.mean_of"), ">= 1"),
-    **dict.fromkeys(("data.subset", "data.val_size", "train.val_every", "train.sample_every", "train.warmup_steps", "train.eval_every", "train.clip_grad",
+    **dict.fromkeys(("data.subset", "data.val_size", "data.shift", "data.rotate", "train.val_every", "train.sample_every", "train.warmup_steps", "train.eval_every", "train.clip_grad",
                      "train.weight_decay", "sample.eta"), ">= 0"),
     **dict.fromkeys(("train.lr", "diffusion.p_std"), "> 0"),
 }
@@ -69,6 +69,11 @@ def validate(cfg, where: str) -> None:
     m, d, t, s = cfg.model, cfg.diffusion, cfg.train, cfg.sample
     _require(t.eval_every == 0 or (cfg.task.name == "generate" and cfg.data.name == "mnist"), "train.eval_every",
              "0 unless task.name=generate on data.name=mnist (the FID compares digits)", t.eval_every, where)
+    _require(cfg.data.scale < 0.5, "data.scale", "in [0, 0.5)", cfg.data.scale, where)
+    jittered = next((k for k in ("shift", "rotate", "scale") if getattr(cfg.data, k)), None)
+    _require(jittered is None or cfg.task.name != "generate", f"data.{jittered}",
+             "0 unless task.name is inpaint or complete (jitter keeps a completion task; it would change the "
+             "distribution a generator learns)", getattr(cfg.data, jittered or "shift"), where)
     _require(cfg.data.val_size == 0 or (cfg.data.name == "mnist" and cfg.data.val_size < 60_000), "data.val_size",
              "0 unless data.name=mnist, and below the 60,000 training digits", cfg.data.val_size, where)
     _require(t.val_every == 0 or (cfg.data.val_size > 0 and cfg.task.name in ("inpaint", "complete")),

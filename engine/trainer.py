@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dataio import masks
+from dataio import augment, masks
 from dataio.folder import load_pairs
 from dataio.images import save_grid, save_rows
 from dataio.moons import make_moons
@@ -168,6 +168,11 @@ def _micro_loss(model, cfg: Config, diff_sched, images, labels, fixed_masks, idx
     task, micro = cfg.task, len(idx)
     x0 = _batch(images, idx[rows], device, cfg.train.channels_last)
     if task.name != "generate":  # folder pairs bring their own masks; MNIST draws them from task.mask
+        d = cfg.data
+        theta = augment.jitter_params(micro, g, x0.shape[-2:], shift=d.shift, rotate=d.rotate, scale=d.scale)
+        if theta is not None:
+            x0 = augment.apply(x0, theta[rows])
+            x0 = x0.contiguous(memory_format=torch.channels_last) if cfg.train.channels_last else x0
         m = fixed_masks[idx[rows].to(fixed_masks.device)] if fixed_masks is not None else masks.make(
             task.mask, len(x0), size=task.mask_size, fraction=task.mask_fraction, hw=x0.shape[-2:])
         return inpainting.loss(model, diff_sched, x0, m.to(device), cfg)

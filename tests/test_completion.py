@@ -170,7 +170,7 @@ def test_validation_digits_never_reach_a_batch_and_best_pt_keeps_the_best(tmp_pa
         f"data.root={DATA_ROOT}", "model.channels=8", "model.channel_mult=[1,2]",
         "model.attn_levels=[]", "train.batch_size=16", "train.steps=9", "train.val_every=3", "train.log_every=9",
         "train.warmup_steps=1", "train.sample_every=0", "train.ema_decay=0.5", "task.mask=center8",
-        "sample.batch_size=64", "data.val_size=64"])
+        "sample.batch_size=64", "data.val_size=64", "data.shift=2", "data.rotate=10", "data.scale=0.1"])
     assert train(cfg, "val", paths=RunPaths.for_name("val", tmp_path), progress=False) == "done"
     everything = load_mnist(DATA_ROOT, train=True)[0]
     keep, held_out = validation_split(len(everything), 64)
@@ -186,3 +186,41 @@ def test_validation_digits_never_reach_a_batch_and_best_pt_keeps_the_best(tmp_pa
     assert best["best_val_hole_mse"] == pytest.approx(min(scored.values()), abs=1e-6)
     assert_user_error(run("train.py", "--config", REPO / "configs" / "tiny.yaml", "--student_name", "g",
                           "data.val_size=10", "train.val_every=5", cwd=tmp_path), "train.val_every")
+
+
+def test_jitter_shifts_exactly_and_follows_the_affine_formula():
+    from dataio import augment
+
+    x = torch.rand(6, 1, 28, 28, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 2 - 1
+    assert augment.jitter_params(6, torch.Generator(), (28, 28)) is None and augment.apply(x, None) is x
+    theta = augment.jitter_params(6, torch.Generator().manual_seed(0), (28, 28), shift=3)
+    out = augment.apply(x, theta)
+    for i in range(6):  # whole-pixel shifts: the digit moves, the uncovered pixels are background
+        dx, dy = round(-theta[i, 0, 2].item() * 14), round(-theta[i, 1, 2].item() * 14)
+        expect = torch.full_like(x[i], -1)
+        expect[:, max(dy, 0):28 + min(dy, 0), max(dx, 0):28 + min(dx, 0)] = \
+            x[i, :, max(-dy, 0):28 + min(-dy, 0), max(-dx, 0):28 + min(-dx, 0)]
+        assert torch.allclose(out[i], expect, atol=1e-6), (dx, dy)
+    assert {round(-t * 14) for t in theta[:, :, 2].flatten().tolist()} <= set(range(-3, 4))
+
+    theta = augment.jitter_params(6, torch.Generator().manual_seed(0), (28, 28), shift=2, rotate=30, scale=0.2)
+    out = augment.apply(x, theta)
+    # reference: output pixel centre (X, Y) about the image centre samples the input at A (X, Y) + 14 t, bilinear
+    r, c = torch.meshgrid(torch.arange(28.0, dtype=torch.float64), torch.arange(28.0, dtype=torch.float64),
+                          indexing="ij")
+    X, Y = c + 0.5 - 14, r + 0.5 - 14
+    for i in range(6):
+        a = theta[i]
+        col = a[0, 0] * X + a[0, 1] * Y + 14 * a[0, 2] + 13.5
+        row = a[1, 0] * X + a[1, 1] * Y + 14 * a[1, 2] + 13.5
+        c0, r0 = col.floor(), row.floor()
+        value = torch.zeros(28, 28, dtype=torch.float64)
+        for dr in (0, 1):
+            for dc in (0, 1):
+                rr, cc = r0 + dr, c0 + dc
+                weight = (1 - (row - rr).abs()) * (1 - (col - cc).abs())
+                inside = (rr >= 0) & (rr < 28) & (cc >= 0) & (cc < 28)
+                pixel = (x[i, 0] + 1)[rr.clamp(0, 27).long(), cc.clamp(0, 27).long()]
+                value += torch.where(inside, weight * pixel, torch.zeros_like(weight))
+        assert torch.allclose(out[i, 0], value - 1, atol=1e-6)
+    assert not torch.allclose(out, x)
