@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from dataio.mnist import load_mnist
 from engine.fileio import write_json
@@ -55,6 +56,31 @@ def nearest_distance(queries_u8, pool_u8=None, chunk: int = 1000) -> np.ndarray:
     return torch.cat(out).numpy()
 
 
+def _pooled(x: torch.Tensor) -> torch.Tensor:
+    """2 x 2 means of flattened 28 x 28 images: |x - y|^2 >= 4 |pooled(x) - pooled(y)|^2 for any two
+    images (in each block, the squared mean difference is at most the mean squared difference)."""
+    return F.avg_pool2d(x.view(-1, 1, 28, 28), 2).flatten(1)
+
+
+@torch.inference_mode()
+def within(queries_u8, pool_u8, radius: float, chunk: int = 1000) -> np.ndarray:
+    """Whether each query lies closer than `radius` to some image of the pool; exactly as
+    nearest_distance(queries, pool) < radius, at about a quarter of its cost when few pairs are close:
+    the 14 x 14 means bound every distance from below, and only pool images that some query of the
+    chunk may be near are measured in full."""
+    q, pool = _pixels(queries_u8), _pixels(pool_u8)
+    q_low, pool_low = _pooled(q), _pooled(pool)
+    pool_low_sq, limit = (pool_low * pool_low).sum(1), radius ** 2
+    out = []
+    for start in range(0, len(q), chunk):
+        a = q[start:start + chunk]
+        maybe = (4 * _squared_distances(q_low[start:start + chunk], pool_low, pool_low_sq) < limit + 1e-4).any(0)
+        near = pool[maybe.nonzero().flatten()]
+        out.append((_squared_distances(a, near, (near * near).sum(1)) < limit).any(1) if len(near)
+                   else torch.zeros(len(a), dtype=torch.bool))
+    return torch.cat(out).numpy()
+
+
 def thresholds(data_root: str, cache_dir: str | Path) -> dict:
     """{"copy", "near_duplicate"} distances, calibrated once on the first SET_SIZE test digits (the
     near-duplicate distance depends on the set's size), then cached."""
@@ -72,7 +98,7 @@ def thresholds(data_root: str, cache_dir: str | Path) -> dict:
 
 def check(images_u8: np.ndarray, train_u8: np.ndarray, limits: dict) -> dict:
     """copy_share, near_duplicate_share and the flags they raise (a list of short reasons)."""
-    copies = float((nearest_distance(images_u8, train_u8) < limits["copy"]).mean())
+    copies = float(within(images_u8, train_u8, limits["copy"]).mean())
     dups = float((nearest_distance(images_u8) < limits["near_duplicate"]).mean()) if len(images_u8) > 1 else 0.0
     flags = [f"{share:.1%} {what}" for share, what in ((copies, "copies of training digits"),
                                                         (dups, "near-duplicates")) if share > FLAG_SHARE]

@@ -32,6 +32,15 @@ def test_nearest_distance_matches_brute_force():
     np.testing.assert_allclose(integrity.nearest_distance(a, chunk=7), within.min(1).values, rtol=1e-4)
 
 
+def test_within_is_the_exhaustive_search_at_a_radius(limits):
+    pool = TRAIN[:3000]
+    queries = np.concatenate([TRAIN[:40], TEST[:200], np.zeros((5, 28, 28), np.uint8)])
+    for radius in (limits["copy"], 4.0, 6.0):  # from copies only to many near pairs
+        expect = integrity.nearest_distance(queries, pool) < radius
+        assert np.array_equal(integrity.within(queries, pool, radius, chunk=64), expect), radius
+    assert integrity.within(TRAIN[:40], pool, limits["copy"]).all()
+
+
 def test_thresholds_are_the_test_sets_first_percentiles(limits):
     assert limits["percentile"] == 1.0 and limits["test_digits"] == 5000
     assert 0.5 < limits["copy"] < 3 and 0.5 < limits["near_duplicate"] < 3  # pixel distances, [0, 1] units
