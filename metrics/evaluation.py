@@ -93,6 +93,16 @@ def lenet_reference(data_root: str, cache_dir: str | Path = "data/fid_cache"):
     return extract, reference(extract, data_root, ensure_dir(cache_dir), features.sha256())
 
 
+def training_reference(data_root: str, n: int = 10_000, seed: int = 0) -> dict:
+    """Feature mean and covariance ("mu", "sigma") of n training digits (a fixed choice) under the
+    shipped network: an FID target for choosing settings without looking at the test digits."""
+    train = load_mnist(data_root, train=True)[0].numpy()
+    pick = np.random.default_rng(seed).choice(len(train), n, replace=False)
+    feats = features.extract(features.load_lenet(), train[pick], progress=False)[0]
+    mu, sigma = gaussian_stats(feats)
+    return {"mu": mu, "sigma": sigma}
+
+
 def lenet_fid(data_root: str, cache_dir: str | Path = "data/fid_cache"):
     """`fid(uint8 digits (N, 28, 28)) -> float`: FID against the MNIST test set with the shipped
     feature network, as evaluate.py computes it (for training-time learning curves)."""

@@ -25,7 +25,7 @@ from engine.fileio import sha256_file  # noqa: E402
 from engine.generation import generate, pick_device  # noqa: E402
 from engine.rows import Rows  # noqa: E402
 from metrics import features  # noqa: E402
-from metrics.evaluation import bootstrap_fid, lenet_reference  # noqa: E402
+from metrics.evaluation import bootstrap_fid, lenet_reference, training_reference  # noqa: E402
 from metrics.fid import frechet_distance, gaussian_stats  # noqa: E402
 
 
@@ -48,6 +48,9 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, help="default: the checkpoint's sample.steps")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--columns", type=int, default=4, help="grid: samples per digit and weight")
+    p.add_argument("--reference", default="test", choices=("test", "train"),
+                   help="FID against the test digits (the reported number), or 10,000 training digits (to choose "
+                        "a weight without looking at test digits)")
     p.add_argument("--data_root", default="data")
     p.add_argument("--cache_dir", default="data/fid_cache")
     p.add_argument("--rows", help="JSON file of measured rows (default: results/sweeps/guidance_NAME.json)")
@@ -61,10 +64,11 @@ def main(argv=None) -> int:
     if cfg.model.num_classes != 10 or cfg.task.name != "generate":
         raise UserError(f"{ckpt_path} is not a class-conditional digit generator; train one with model.num_classes=10")
     sampler, steps = args.sampler or cfg.sample.sampler, args.steps or cfg.sample.steps
-    extract, ref = lenet_reference(args.data_root, args.cache_dir)
+    ref = lenet_reference(args.data_root, args.cache_dir)[1] if args.reference == "test" else \
+        training_reference(args.data_root)
     lenet = features.load_lenet()
     key = {"checkpoint_sha256": sha256_file(ckpt_path), "num_samples": args.num_samples, "seed": args.seed,
-           "sampler": sampler, "steps": steps, "columns": args.columns}
+           "sampler": sampler, "steps": steps, "columns": args.columns, "reference": args.reference}
     store = Rows(args.rows or f"results/sweeps/guidance_{ckpt_path.parent.name}.json", key, checkpoint=str(ckpt_path))
     labels = np.arange(args.num_samples) % 10
     picks = np.array([[d + 10 * j for j in range(args.columns)] for d in range(10)])  # row d: digit d
@@ -88,8 +92,8 @@ def main(argv=None) -> int:
                   f"{row['accuracy']:.1%}, {row['seconds_per_1000']:.1f} s per 1,000 digits", flush=True)
         grid[w] = np.asarray(row["grid"], np.uint8)
     rows = [r for r in store.rows if r["guidance"] in args.weights]
-    print(f"\n{args.num_samples} balanced samples per weight ({sampler} x{steps}, seed {args.seed}); FID with the "
-          f"shipped LeNet features +- bootstrap spread; checkpoint {ckpt_path}\n")
+    print(f"\n{args.num_samples} balanced samples per weight ({sampler} x{steps}, seed {args.seed}); FID against the "
+          f"{args.reference} digits with the shipped LeNet features +- bootstrap spread; checkpoint {ckpt_path}\n")
     print(table(rows))
     best_fid, best_acc = min(rows, key=lambda r: r["fid"]), max(rows, key=lambda r: r["accuracy"])
     print(f"best FID: w = {best_fid['guidance']:g} ({best_fid['fid']:.1f}); best accuracy: "

@@ -40,8 +40,10 @@ def main(argv=None) -> int:
         cfg = config.load(cfg_path)
         params = sum(p.numel() for p in build_model(cfg).parameters())
         d, t = cfg.diffusion, cfg.train
-        print(f"| {name} | {cfg.model.name} | {params / 1e6:.2f}M | {d.prediction}, {d.level_sampling} | "
-              f"{t.steps} x {t.batch_size}, {t.lr:g} | {s.get('sampler', '?')} x{s.get('steps', '?')} | "
+        model = cfg.model.name + (f", {cfg.model.num_classes} classes" if cfg.model.num_classes else "")
+        guidance = f", w {s['guidance']:g}" if s.get("guidance") else ""
+        print(f"| {name} | {model} | {params / 1e6:.2f}M | {d.prediction}, {d.level_sampling} | "
+              f"{t.steps} x {t.batch_size}, {t.lr:g} | {s.get('sampler', '?')} x{s.get('steps', '?')}{guidance} | "
               f"{r['fid']:.1f} +- {r['fid_bootstrap_std']:.1f} | {r['precision']:.3f} | {r['recall']:.3f} |")
     return 0
 

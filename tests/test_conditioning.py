@@ -102,6 +102,10 @@ def test_guidance_sweep_scores_each_weight_once(cond_ckpt, tmp_path, fid_cache):
     assert "| 2 | " in proc.stdout and "best FID: w = " in proc.stdout
     again = run("scripts/guidance_sweep.py", *args, cwd=tmp_path)
     assert again.returncode == 0 and "w = 2: FID" not in again.stdout and "| 2 | " in again.stdout
+    on_train = run("scripts/guidance_sweep.py", *args, "--weights", "2", "--reference", "train", cwd=tmp_path)
+    assert on_train.returncode == 0 and "against the train digits" in on_train.stdout, on_train.stderr[-2000:]
+    rows = json.loads((tmp_path / "rows.json").read_text())["rows"]  # measured again: another FID target
+    assert [r["reference"] for r in rows] == ["train"] and rows[0]["accuracy"] == agree.mean()
 
 
 def test_guidance_on_an_unconditional_model_is_refused(trained, tmp_path):
