@@ -9,6 +9,7 @@ UNet2DModels whose parameter counts are within 10% of it:
     two ResNet blocks per level, attention at 7 x 7, with the w whose parameter count is closest;
   - this project's layout: the config's widths, blocks per level and attention levels, so that
     the two implementations do the same convolutions.
+The networks are unconditional (model.num_classes=0): these diffusers layouts take no labels.
 Then this project's DDIM loop against a loop of diffusers' DDIMScheduler (what DDIMPipeline runs)
 driving the same network. Each with its ratio and the peak memory of the measurement (RSS on CPU,
 max allocated on CUDA). A shared machine's speed drifts, so the contenders are timed in turns,
@@ -164,7 +165,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if min(args.train_steps, args.sample_n, args.repeats) < 1:
         raise UserError("--train_steps, --sample_n and --repeats must be at least 1")
-    cfg = config.load(args.config)
+    cfg = config.load(args.config, ["model.num_classes=0"])  # unconditional: diffusers' layouts take no labels
     if cfg.task.name != "generate" or cfg.data.name != "mnist" or cfg.model.name != "unet":
         raise UserError(f"{args.config} is not an MNIST generation config with model.name unet; the comparison is for the UNet")
     device = pick_device(cfg.train.device)

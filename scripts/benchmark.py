@@ -14,6 +14,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 from dataio import masks  # noqa: E402
 from diffusion.process import config_loss  # noqa: E402
 from diffusion.schedule import from_config  # noqa: E402
+from diffusion.samplers import evaluations  # noqa: E402
 from engine import config  # noqa: E402
 from engine.errors import ArgumentParser, exit_on_user_error  # noqa: E402
 from engine import inpainting  # noqa: E402
@@ -72,8 +73,9 @@ def main():
                             torch.Generator().manual_seed(0), batch_size=batch, device=device, progress=False)
         what = "one pass" if k.name == "complete" else f"inpainting DDIM x{s.steps}, dc_repeats {s.dc_repeats}"
     sample_rate = args.sample_n / (time.perf_counter() - start)
-    if k.name == "generate":
-        what += f" ({sample_rate * s.steps:.0f} denoiser evaluations/s)"
+    if k.name == "generate":  # a guided step evaluates the network on a doubled batch
+        per_image = evaluations(s.sampler, s.steps) * (2 if cfg.model.num_classes and s.guidance else 1)
+        what += f" ({sample_rate * per_image:.0f} denoiser evaluations/s)"
     print(f"config={args.config} params={n_params / 1e6:.2f}M device={device} threads={torch.get_num_threads()} "
           f"forward={forward_flops(model, cfg, device) / 1e6:.0f} MFLOP/image")
     print(f"train: {train_rate:.1f} images/s (batch {cfg.train.batch_size})")
