@@ -8,7 +8,9 @@ Rows: ddpm, ddim (eta 0), ddim_eta1 (eta 1), dpmpp_2m, euler, heun (Karras sigma
 steps within every budget of network evaluations (Heun takes two per step but the last). Every row
 (FID of the EMA weights' samples with its bootstrap spread, seconds per 1,000 digits) is stored in
 --rows as soon as it is measured, keyed by the checkpoint's sha256, so a killed sweep resumes where
-it stopped. Seconds are this machine's at the moment: time the rows alone on a quiet machine.
+it stopped. Seconds are this machine's at the moment: time the rows alone on a quiet machine. A
+class-conditional checkpoint is sampled balanced over the digits with --guidance (default: its own
+sample.guidance); a guided evaluation runs the network on a doubled batch, which the seconds show.
 """
 import sys
 import time
@@ -57,6 +59,8 @@ def main():
     p.add_argument("--nfe", nargs="+", type=int, default=[5, 10, 20, 50, 100], help="budgets of network evaluations")
     p.add_argument("--num_samples", type=int, default=5000)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--guidance", type=float, help="class-conditional models: guidance weight (default: the "
+                   "checkpoint's sample.guidance; the default config's is 0.25)")
     p.add_argument("--data_root", default="data")
     p.add_argument("--cache_dir", default="data/fid_cache")
     p.add_argument("--rows", help="JSON file of measured rows (default: results/sweeps/sampler_NAME.json)")
@@ -70,7 +74,11 @@ def main():
     if cfg.task.name != "generate" or cfg.data.name != "mnist":
         raise UserError(f"{ckpt_path} is not an MNIST generation checkpoint; the sweep scores digits")
     extract, ref = lenet_reference(args.data_root, args.cache_dir)
-    key = {"checkpoint_sha256": sha256_file(ckpt_path), "num_samples": args.num_samples, "seed": args.seed}
+    guidance = cfg.sample.guidance if args.guidance is None else args.guidance
+    if guidance and not cfg.model.num_classes:
+        raise UserError(f"--guidance needs a class-conditional checkpoint; {ckpt_path} is unconditional")
+    key = {"checkpoint_sha256": sha256_file(ckpt_path), "num_samples": args.num_samples, "seed": args.seed,
+           "guidance": guidance}
     store = Rows(args.rows or f"results/sweeps/sampler_{ckpt_path.parent.name}.json", key, checkpoint=str(ckpt_path))
     for variant in args.samplers:
         sampler, eta = VARIANTS[variant]
@@ -80,7 +88,7 @@ def main():
             steps = min(steps_for(sampler, budget), cfg.diffusion.timesteps)
             start = time.perf_counter()
             images = generate(model, cfg, args.num_samples, seed=args.seed, sampler=sampler, steps=steps, eta=eta,
-                              batch_size=cfg.sample.batch_size, device=device, progress=False)
+                              guidance=guidance, batch_size=cfg.sample.batch_size, device=device, progress=False)
             seconds = time.perf_counter() - start
             feats = extract(images)
             row = store.add({"variant": variant, "sampler": sampler, "eta": eta, "budget": budget, "steps": steps,
@@ -90,7 +98,8 @@ def main():
             print(f"{variant} x{steps} ({row['nfe']} evaluations): FID {row['fid']:.2f} +- {row['fid_std']:.2f}, "
                   f"{row['seconds_per_1000']:.1f} s per 1,000 digits", flush=True)
     rows = [r for r in store.rows if r["variant"] in args.samplers and r["budget"] in args.nfe]
-    print(f"\nFID (shipped LeNet features, {args.num_samples} samples, seed {args.seed}) +- bootstrap spread, "
+    print(f"\nFID (shipped LeNet features, {args.num_samples} samples, seed {args.seed}, guidance {guidance:g}) "
+          "+- bootstrap spread, "
           f"(network evaluations, seconds per 1,000 digits on this machine); checkpoint {ckpt_path}\n")
     print(table(rows, args.samplers, args.nfe))
     best, fast = min(rows, key=lambda r: r["fid"]), fewest_within(rows)

@@ -167,3 +167,4 @@ def test_sampler_sweep_measures_each_budget_once_and_resumes(ckpt, tmp_path, fid
     again = run("scripts/sampler_sweep.py", *args, cwd=tmp_path)  # every row stored: nothing sampled again
     assert again.returncode == 0 and " evaluations): FID " not in again.stdout and table[0] in again.stdout
     assert_user_error(run("scripts/sampler_sweep.py", *args[:2], "--nfe", "0", cwd=tmp_path), "--nfe")
+    assert_user_error(run("scripts/sampler_sweep.py", *args, "--guidance", "1", cwd=tmp_path), "class-conditional")
