@@ -38,6 +38,12 @@ def bootstrap_fid(fake: np.ndarray, ref_mu, ref_sigma, draws: int = 50, seed: in
     return float(np.std(vals))
 
 
+def fid_with_spread(fake: np.ndarray, ref: dict) -> tuple[float, float]:
+    """(FID of features `fake` against `ref`'s "mu" and "sigma", its bootstrap spread)."""
+    return (frechet_distance(*gaussian_stats(fake), ref["mu"], ref["sigma"]),
+            bootstrap_fid(fake, ref["mu"], ref["sigma"]))
+
+
 def reference(extract, data_root: str, cache_dir: Path, sha: str) -> dict:
     """Test-set features and the FID floor (5 draws of 5,000 training digits vs the test set),
     cached on disk under the feature network's sha256. `extract(uint8 images) -> float64 features`."""
@@ -68,14 +74,14 @@ def evaluate_features(fake: np.ndarray, probs: np.ndarray, ref: dict) -> dict:
     if not np.isfinite(fake).all():
         raise ValueError("the feature network produced NaN/inf features")
     real = ref["feats"]
-    fid = frechet_distance(*gaussian_stats(fake), ref["mu"], ref["sigma"])
+    fid, fid_std = fid_with_spread(fake, ref)
     floor_mean, floor_std = float(ref["floor"].mean()), float(ref["floor"].std(ddof=1))
     manifold = prdc(real, fake, k_pr=3, k_dc=5)
     kid_mean, kid_std = kid(real, fake, subsets=100, subset_size=1000)
     hist = np.bincount(probs.argmax(1), minlength=10) / len(probs)
     nz = hist > 0
     return {
-        "fid": fid, "fid_bootstrap_std": bootstrap_fid(fake, ref["mu"], ref["sigma"]),
+        "fid": fid, "fid_bootstrap_std": fid_std,
         "fid_floor_mean": floor_mean, "fid_floor_std": floor_std, "fid_over_floor": fid / floor_mean,
         **manifold,
         "kid_mean": kid_mean, "kid_std": kid_std,

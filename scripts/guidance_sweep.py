@@ -22,11 +22,10 @@ from dataio import plots  # noqa: E402
 from engine import checkpoint  # noqa: E402
 from engine.errors import ArgumentParser, UserError, exit_on_user_error  # noqa: E402
 from engine.fileio import sha256_file  # noqa: E402
-from engine.generation import generate, pick_device  # noqa: E402
+from engine.generation import class_labels, generate, pick_device  # noqa: E402
 from engine.rows import Rows  # noqa: E402
 from metrics import features  # noqa: E402
-from metrics.evaluation import bootstrap_fid, lenet_reference, training_reference  # noqa: E402
-from metrics.fid import frechet_distance, gaussian_stats  # noqa: E402
+from metrics.evaluation import fid_with_spread, lenet_reference, training_reference  # noqa: E402
 
 
 def table(rows: list[dict]) -> str:
@@ -70,7 +69,7 @@ def main(argv=None) -> int:
     key = {"checkpoint_sha256": sha256_file(ckpt_path), "num_samples": args.num_samples, "seed": args.seed,
            "sampler": sampler, "steps": steps, "columns": args.columns, "reference": args.reference}
     store = Rows(args.rows or f"results/sweeps/guidance_{ckpt_path.parent.name}.json", key, checkpoint=str(ckpt_path))
-    labels = np.arange(args.num_samples) % 10
+    labels = class_labels(args.num_samples, -1).numpy()  # the digits generate() asks for
     picks = np.array([[d + 10 * j for j in range(args.columns)] for d in range(10)])  # row d: digit d
     grid = {}
     for w in args.weights:
@@ -82,9 +81,9 @@ def main(argv=None) -> int:
             seconds = time.perf_counter() - start
             feats, probs = features.extract(lenet, images, progress=False)
             right = probs.argmax(1) == labels
+            fid, fid_std = fid_with_spread(feats, ref)
             row = store.add({"guidance": w, "seconds_per_1000": 1000 * seconds / args.num_samples,
-                             "fid": frechet_distance(*gaussian_stats(feats), ref["mu"], ref["sigma"]),
-                             "fid_std": bootstrap_fid(feats, ref["mu"], ref["sigma"]),
+                             "fid": fid, "fid_std": fid_std,
                              "accuracy": float(right.mean()),
                              "accuracy_per_digit": [float(right[labels == d].mean()) for d in range(10)],
                              "grid": images[picks].tolist()})

@@ -27,8 +27,7 @@ from engine.errors import ArgumentParser, UserError, exit_on_user_error  # noqa:
 from engine.fileio import sha256_file  # noqa: E402
 from engine.generation import generate, pick_device  # noqa: E402
 from engine.rows import Rows  # noqa: E402
-from metrics.evaluation import bootstrap_fid, lenet_reference  # noqa: E402
-from metrics.fid import frechet_distance, gaussian_stats  # noqa: E402
+from metrics.evaluation import fid_with_spread, lenet_reference  # noqa: E402
 
 VARIANTS = {"ddpm": ("ddpm", 0.0), "ddim": ("ddim", 0.0), "ddim_eta1": ("ddim", 1.0), "dpmpp_2m": ("dpmpp_2m", 0.0),
             "euler": ("euler", 0.0), "heun": ("heun", 0.0)}
@@ -90,11 +89,10 @@ def main():
             images = generate(model, cfg, args.num_samples, seed=args.seed, sampler=sampler, steps=steps, eta=eta,
                               guidance=guidance, batch_size=cfg.sample.batch_size, device=device, progress=False)
             seconds = time.perf_counter() - start
-            feats = extract(images)
+            fid, fid_std = fid_with_spread(extract(images), ref)
             row = store.add({"variant": variant, "sampler": sampler, "eta": eta, "budget": budget, "steps": steps,
                              "nfe": evaluations(sampler, steps), "seconds_per_1000": 1000 * seconds / args.num_samples,
-                             "fid": frechet_distance(*gaussian_stats(feats), ref["mu"], ref["sigma"]),
-                             "fid_std": bootstrap_fid(feats, ref["mu"], ref["sigma"])})
+                             "fid": fid, "fid_std": fid_std})
             print(f"{variant} x{steps} ({row['nfe']} evaluations): FID {row['fid']:.2f} +- {row['fid_std']:.2f}, "
                   f"{row['seconds_per_1000']:.1f} s per 1,000 digits", flush=True)
     rows = [r for r in store.rows if r["variant"] in args.samplers and r["budget"] in args.nfe]
