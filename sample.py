@@ -6,6 +6,7 @@
     python sample.py --checkpoint ... --task inpaint [--mask center|box|half|pixels|center8|center12]
         [--mask_size K] [--n N] [--mean_of K] [sample.dc_repeats=R sample.jump_length=J sample.mean_at=F ...]
     python sample.py --checkpoint ... --task course --input masked.npz --out submission.npz
+    python sample.py --checkpoint a.pt b.pt ... [--weights WA WB ...] --task inpaint|course ...
 
 generate writes outputs/NAME/samples/00000.png..., outputs/NAME/samples.npz (uint8 N x 28 x 28,
 key "images"), outputs/NAME/grid.png (first 100) and outputs/NAME/samples.json (what made them).
@@ -18,7 +19,9 @@ writes outputs/NAME/inpaint/completions.npz (images, indices, masks), completion
 samples.png (rows: masked input, completions (3 draws for diffusion), original). Any checkpoint works: task
 generate inpaints training-free, inpaint conditions on the masked image, complete is one pass.
 course fills the 8x8 center ([10:18, 10:18]) of every image in --input and writes --out in the
-input's layout and dtype.
+input's layout and dtype. Several checkpoints make an ensemble for inpaint and course: the weighted
+mean of their completions (equal weights unless --weights; scripts/fit_ensemble.py fits them on
+validation digits).
 """
 import datetime
 import sys
@@ -36,8 +39,7 @@ from engine import checkpoint, config, distributed, moons
 from engine.errors import ArgumentParser, UserError, exit_on_user_error
 from engine.fileio import atomic_dir, check_name, ensure_dir, sha256_file, write_json
 from engine.generation import generate, pick_device
-from engine.inpainting import complete, panel_rows, stop_level
-from models.model import build_model
+from engine.inpainting import complete_ensemble, panel_rows, stop_level
 
 PANEL_DIGITS, PANEL_SAMPLES = 10, 3
 COURSE_MASK = "center8"  # the course task: image[10:18, 10:18] = 0
@@ -45,7 +47,10 @@ COURSE_MASK = "center8"  # the course task: image[10:18, 10:18] = 0
 
 def parse(argv):
     p = ArgumentParser(description=__doc__.splitlines()[1])
-    p.add_argument("--checkpoint", required=True, help="a .pt file written by train.py")
+    p.add_argument("--checkpoint", required=True, nargs="+", help="a .pt file written by train.py; inpaint and "
+                   "course take several (an ensemble)")
+    p.add_argument("--weights", type=float, nargs="+", help="inpaint/course: one weight per checkpoint "
+                   "(default: equal)")
     p.add_argument("--student_name", help="output name (default: the checkpoint's folder name)")
     p.add_argument("--task", default="generate", choices=("generate", "inpaint", "course"))
     p.add_argument("--num_samples", type=int, help="default: the config's sample.num_samples (5000)")
@@ -75,8 +80,8 @@ def parse(argv):
 @exit_on_user_error
 def main(argv=None) -> int:
     args = parse(argv)
-    ckpt_path = Path(args.checkpoint)
-    name = check_name(args.student_name or ckpt_path.parent.name)
+    paths = [Path(c) for c in args.checkpoint]
+    name = check_name(args.student_name or paths[0].parent.name)
     for flag in ("num_samples", "steps", "batch_size", "n", "mean_of"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             raise UserError(f"--{flag} must be at least 1, got {getattr(args, flag)}")
@@ -86,37 +91,48 @@ def main(argv=None) -> int:
         raise UserError("--mask, --mask_size, --mean_of and KEY=VALUE overrides are for --task inpaint or course")
     if args.task == "course" and not (args.input and args.out):
         raise UserError("--task course needs --input masked.npz and --out submission.npz")
+    if len(paths) > 1 and args.task == "generate":
+        raise UserError("several --checkpoint files make an ensemble for --task inpaint or course; "
+                        "generate takes one")
+    weights = args.weights or [1 / len(paths)] * len(paths)
+    if len(weights) != len(paths):
+        raise UserError(f"--weights gives {len(weights)} weights for {len(paths)} checkpoints; give one per checkpoint")
 
-    ckpt = checkpoint.load(ckpt_path)
-    cfg = checkpoint.config_of(ckpt, ckpt_path)
-    if args.steps is not None and args.steps > cfg.diffusion.timesteps:
-        raise UserError(f"--steps {args.steps} exceeds the {cfg.diffusion.timesteps} training timesteps; "
-                        "use at most that")
     requested = pick_device(args.device)
     ctx = distributed.init(requested)  # under torchrun: --task generate splits the samples
     device = distributed.device_for(ctx, requested)
-    if ctx.world > 1 and (args.task != "generate" or cfg.data.name == "moons"):
-        raise UserError(f"torchrun splits MNIST generation only; run --task {args.task} "
-                        f"{'(two moons) ' if cfg.data.name == 'moons' else ''}as one process (python sample.py ...)")
-    model = build_model(cfg)
-    use_ema = not args.no_ema
-    checkpoint.load_weights(model, ckpt["ema"]["model"] if use_ema else ckpt["model"], ckpt_path,
-                            "EMA" if use_ema else "model")
-    model.to(device, memory_format=torch.channels_last)
-    source = {"checkpoint": str(ckpt_path), "checkpoint_sha256": sha256_file(ckpt_path),
-              "checkpoint_step": int(ckpt["step"]), "ema": use_ema}
-    if args.task == "generate":
-        status = generate_digits(args, cfg, model, device, name, source, ctx)
-        distributed.close(ctx)
-        return status
-    completion_config(args, cfg, ckpt_path)
+    members, sources = [], []
+    for ckpt_path in paths:
+        cfg, model, source = load_member(args, ckpt_path, device)
+        if ctx.world > 1 and (args.task != "generate" or cfg.data.name == "moons"):
+            raise UserError(f"torchrun splits MNIST generation only; run --task {args.task} "
+                            f"{'(two moons) ' if cfg.data.name == 'moons' else ''}as one process (python sample.py ...)")
+        if args.task == "generate":
+            status = generate_digits(args, cfg, model, device, name, source, ctx)
+            distributed.close(ctx)
+            return status
+        completion_config(args, cfg, ckpt_path)
+        members.append((model, cfg))
+        sources.append(source)
+    source = sources[0] if len(sources) == 1 else {
+        **{k: [s[k] for s in sources] for k in sources[0]}, "weights": weights}
     if args.task == "course":
-        return course(args, cfg, model, device)
-    return inpaint_test_digits(args, cfg, model, device, name, source)
+        return course(args, members, weights, device)
+    return inpaint_test_digits(args, members, weights, device, name, source)
+
+
+def load_member(args, ckpt_path: Path, device):
+    """(config, network with the EMA or raw weights on device, what to record of the checkpoint)."""
+    ckpt, cfg, model = checkpoint.load_model(ckpt_path, ema=not args.no_ema, device=device)
+    if args.steps is not None and args.steps > cfg.diffusion.timesteps:
+        raise UserError(f"--steps {args.steps} exceeds the {cfg.diffusion.timesteps} training timesteps of "
+                        f"{ckpt_path}; use at most that")
+    return cfg, model, {"checkpoint": str(ckpt_path), "checkpoint_sha256": sha256_file(ckpt_path),
+                        "checkpoint_step": int(ckpt["step"]), "ema": not args.no_ema}
 
 
 def generate_digits(args, cfg, model, device, name: str, source: dict, ctx: distributed.Context) -> int:
-    ckpt_path, s = args.checkpoint, cfg.sample
+    ckpt_path, s = source["checkpoint"], cfg.sample
     if cfg.task.name != "generate":
         raise UserError(f"{ckpt_path} was trained for task.name={cfg.task.name}, which completes masked digits; "
                         "use --task inpaint or --task course")
@@ -202,8 +218,13 @@ def completion_config(args, cfg, ckpt_path) -> None:
     config.apply_overrides(cfg, given)
 
 
-def inpaint_test_digits(args, cfg, model, device, name: str, source: dict) -> int:
+def inpaint_test_digits(args, members: list, weights: list[float], device, name: str, source: dict) -> int:
+    cfg = members[0][1]
     k, s = cfg.task, cfg.sample
+    holes = {(c.task.mask, c.task.mask_size, c.task.mask_fraction) for _, c in members}
+    if len(holes) > 1:
+        raise UserError(f"the checkpoints were trained on different masks {sorted(holes)}; "
+                        "pass --mask and --mask_size to complete the same one with all of them")
     seed = EVAL_SEED if args.seed is None else args.seed
     indices = eval_indices(args.n, seed)
     originals = load_mnist(args.data_root, train=False)[0][indices]
@@ -211,24 +232,39 @@ def inpaint_test_digits(args, cfg, model, device, name: str, source: dict) -> in
     mask = masks.make(k.mask, len(indices), size=k.mask_size, fraction=k.mask_fraction, generator=gen)
     out_dir = ensure_dir(Path(args.out_root) / name / "inpaint")
 
+    def run(images, hole, progress=True):
+        return complete_ensemble(members, weights, images, hole, gen, batch_size=s.batch_size, device=device,
+                                 progress=progress)
+
     start = time.perf_counter()
-    done = complete(model, cfg, originals, mask, gen, batch_size=s.batch_size, device=device, mean_of=s.mean_of)
+    done = run(originals, mask)
     seconds = time.perf_counter() - start
     rows = [done[:PANEL_DIGITS]]
-    if cfg.task.name != "complete":  # more draws of the same digits show the spread of the posterior
+    if any(c.task.name != "complete" for _, c in members):  # more draws of the same digits show the posterior
         for _ in range(PANEL_SAMPLES - 1):
-            rows.append(complete(model, cfg, originals[:PANEL_DIGITS], mask[:PANEL_DIGITS], gen,
-                                 batch_size=s.batch_size, device=device, mean_of=s.mean_of, progress=False))
+            rows.append(run(originals[:PANEL_DIGITS], mask[:PANEL_DIGITS], progress=False))
     save_rows(out_dir / "samples.png", panel_rows(originals[:PANEL_DIGITS], mask[:PANEL_DIGITS], rows))
     save_npz(out_dir / "completions.npz", images=done, indices=indices.numpy(), masks=mask[:, 0].numpy())
+    method = ensemble_name([c for _, c in members], weights)
     write_json(out_dir / "completions.json", {
-        "student_name": name, "n": len(indices), "seed": seed, "method": method_name(cfg), **source,
+        "student_name": name, "n": len(indices), "seed": seed, "method": method, **source,
         "task": k.name, "mask": k.mask, "mask_size": k.mask_size, "mask_fraction": k.mask_fraction,
         "sample": cfg.sample.__dict__, "seconds_per_image": round(seconds / len(indices), 4),
         **_timing(device, seconds, len(indices))})
-    print(f"{len(indices)} completions ({method_name(cfg)}) in {seconds:.1f}s -> {out_dir}/completions.npz; "
+    print(f"{len(indices)} completions ({method}) in {seconds:.1f}s -> {out_dir}/completions.npz; "
           f"panel: {out_dir}/samples.png")
     return 0
+
+
+def ensemble_name(cfgs: list, weights: list[float]) -> str:
+    """method_name of one model; for several, 'ensemble of K: ' and each distinct method with its total weight."""
+    if len(cfgs) == 1:
+        return method_name(cfgs[0])
+    total: dict[str, list] = {}
+    for c, w in zip(cfgs, weights):
+        total.setdefault(method_name(c), []).append(w)
+    parts = [f"{sum(ws):.3g} x {m}" + (f" (mean of {len(ws)})" if len(ws) > 1 else "") for m, ws in total.items()]
+    return f"ensemble of {len(cfgs)}: " + " + ".join(parts)
 
 
 def method_name(cfg) -> str:
@@ -245,7 +281,7 @@ def method_name(cfg) -> str:
     return f"{kind} DDIM x{s.steps}{eta}{resample}{mean}"
 
 
-def course(args, cfg, model, device) -> int:
+def course(args, members: list, weights: list[float], device) -> int:
     """Fill the course's 8x8 center of every image in --input; keep its layout, dtype and scale."""
     src, dst = Path(args.input), Path(args.out)
     key, arr = read_course_npz(src)
@@ -253,9 +289,10 @@ def course(args, cfg, model, device) -> int:
     scale = value_scale(arr)
     as_u8 = np.clip(np.rint(flat.astype(np.float64) * (255.0 / scale)), 0, 255).astype(np.uint8)
     mask = masks.make(COURSE_MASK, len(flat))
-    gen = torch.Generator().manual_seed(cfg.sample.seed if args.seed is None else args.seed)
-    done = complete(model, cfg, torch.from_numpy(as_u8), mask, gen, batch_size=cfg.sample.batch_size,
-                    device=device, mean_of=cfg.sample.mean_of)
+    s = members[0][1].sample
+    gen = torch.Generator().manual_seed(s.seed if args.seed is None else args.seed)
+    done = complete_ensemble(members, weights, torch.from_numpy(as_u8), mask, gen, batch_size=s.batch_size,
+                             device=device)
     out = flat.copy()
     hole = mask[:, 0].numpy()
     out[hole] = done[hole] if arr.dtype == np.uint8 else (done[hole] * (scale / 255.0)).astype(arr.dtype)

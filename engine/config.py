@@ -29,15 +29,15 @@ def opt(default, help: str):
 @dataclass
 class ModelConfig:
     name: str = opt("unet", "the network, a key of `models/model.py:REGISTRY`")
-    channels: int = opt(64, "width of the first UNet level; completion: hidden channels")
+    channels: int = opt(64, "width of the first UNet level; completion: hidden channels; convmlp: first conv stage")
     channel_mult: list[int] = opt([1, 2, 2], "UNet width multiplier per level (28 -> 14 -> 7)")
     num_res_blocks: int = opt(2, "UNet residual blocks per level")
     attn_levels: list[int] = opt([2], "UNet levels (0-based) with self-attention; the middle block always has one")
     num_heads: int = opt(4, "attention heads (UNet and transformer)")
     dropout: float = opt(0.1, "dropout inside residual blocks and transformer MLPs, in [0, 1)")
     patch_size: int = opt(4, "transformer: p x p patches; must divide 28")
-    width: int = opt(192, "transformer: token width (divisible by 4 and num_heads); mlp: hidden units")
-    depth: int = opt(6, "transformer: blocks; completion: gated layers; mlp: residual blocks")
+    width: int = opt(192, "transformer: token width (divisible by 4 and num_heads); mlp, convmlp: hidden units")
+    depth: int = opt(6, "transformer: blocks; completion: gated layers; mlp: residual blocks; convmlp: hidden layers")
     pos_embed: str = opt("sincos", "transformer: fixed 2D sin-cos or learned position embedding")
     num_classes: int = opt(0, "10: class-conditional (label embedding plus a 'no label' token for classifier-free "
                               "guidance); 0: unconditional")

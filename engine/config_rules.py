@@ -136,7 +136,7 @@ def validate(cfg, where: str) -> None:
     _require(dd.n >= 2 and dd.noise >= 0, "data.n", ">= 2, with data.noise >= 0", (dd.n, dd.noise), where)
     _require(dd.image_size >= 8, "data.image_size", ">= 8", dd.image_size, where)
     _require(0 <= dd.mask_thresh < 1, "data.mask_thresh", "in [0, 1)", dd.mask_thresh, where)
-    _require(m.name != "completion" or k.name == "complete", "model.name",
-             "used with task.name=complete (the completion network has no time input)", m.name, where)
+    _require(m.name not in ("completion", "convmlp") or k.name == "complete", "model.name",
+             f"used with task.name=complete (the {m.name} network has no time input)", m.name, where)
     _require(k.name != "complete" or not d.self_cond, "diffusion.self_cond",
              "false for task.name=complete (there is no diffusion to self-condition)", d.self_cond, where)

@@ -80,45 +80,79 @@ def stop_level(cfg) -> int:
     return round(cfg.sample.mean_at * cfg.diffusion.timesteps)
 
 
+def estimate(model, cfg, x0: torch.Tensor, m: torch.Tensor, generator: torch.Generator, *,
+             mean_of: int = 1) -> torch.Tensor:
+    """One batch: a model's completion of x0 (model range, on its device) on bool masks m, as float
+    in the model range with the known pixels of x0. Diffusion tasks use cfg.sample (steps, eta, spacing,
+    dc_repeats, jump_length, dc_fixed_z, init_from_y) and average `mean_of` independent completions
+    per image (an estimate of the posterior mean), or with sample.mean_at > 0 the clean estimates at
+    level mean_at * T (diffusion/inpaint.py); a class-conditional generate model is run with its "no
+    label" token."""
+    s, task = cfg.sample, cfg.task.name
+    if task == "complete":
+        with torch.inference_mode():
+            return masks_mod.paste(x0, forward_complete(model, masks_mod.apply(x0, m), m, cfg.task.coord_conv).float(), m)
+    b = len(x0)
+    x0, m = x0.repeat_interleave(mean_of, 0), m.repeat_interleave(mean_of, 0)
+    y = masks_mod.apply(x0, m)
+    if task == "inpaint":
+        denoiser = conditional(model, conditioning(y, m, cfg.task.coord_conv))
+    elif cfg.model.num_classes:
+        null = torch.full((len(y),), cfg.model.num_classes, device=y.device)
+        denoiser = lambda x, t: model(x, t, null)
+    else:
+        denoiser = model
+    x = inpaint(denoiser, from_config(cfg.diffusion), y, m, generator, steps=s.steps, eta=s.eta,
+                prediction=cfg.diffusion.prediction, clip_x0=s.clip_x0, spacing=s.spacing,
+                self_cond=cfg.diffusion.self_cond, repeats=s.dc_repeats, jump_length=s.jump_length,
+                fixed_z=s.dc_fixed_z, init_from_y=s.init_from_y, stop_at=stop_level(cfg))
+    return x.view(b, mean_of, *x.shape[1:]).mean(1)
+
+
 def complete(model, cfg, images: torch.Tensor, masks: torch.Tensor, generator: torch.Generator, *,
              batch_size: int, device, mean_of: int = 1, progress: bool = True) -> np.ndarray:
     """Complete uint8 digits (N, 28, 28) on bool masks (N, 1, 28, 28) with a model trained for any
-    task; returns uint8 (N, 28, 28) whose known pixels equal the input's. Diffusion tasks use
-    cfg.sample (steps, eta, spacing, dc_repeats, jump_length, dc_fixed_z, init_from_y) and average
-    `mean_of` independent completions per image (an estimate of the posterior mean), or with
-    sample.mean_at > 0 the clean estimates at level mean_at * T (diffusion/inpaint.py); a class-
-    conditional generate model is run with its "no label" token."""
-    s, task = cfg.sample, cfg.task.name
-    sched = from_config(cfg.diffusion)
-    model.eval()
+    task (see `estimate`); returns uint8 (N, 28, 28) whose known pixels equal the input's."""
+    return _complete([(model, cfg, mean_of)], [1.0], images, masks, generator, batch_size, device, progress)
+
+
+def complete_ensemble(members: list, weights: list[float], images: torch.Tensor, masks: torch.Tensor,
+                      generator: torch.Generator, *, batch_size: int, device, progress: bool = True) -> np.ndarray:
+    """complete() with several models: the weighted sum of the members' float estimates (each a
+    (model, cfg) pair, its cfg.sample.mean_of completions averaged), known pixels pasted back, then
+    rounded to uint8 once. Models that estimate E[x | y] with partly independent errors average to a
+    better estimate of it (an ensemble; weights as fitted by scripts/fit_ensemble.py)."""
+    if len(members) != len(weights):
+        raise ValueError(f"{len(members)} ensemble members but {len(weights)} weights")
+    return _complete([(model, cfg, cfg.sample.mean_of) for model, cfg in members], weights, images, masks,
+                     generator, batch_size, device, progress)
+
+
+def affine_least_squares(preds: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Ensemble weights w (summing to 1) minimising ||preds.T @ w - target||^2; preds (K, P), target (P,).
+    Solved through the KKT system [[2 A A^T, 1], [1^T, 0]] [w; lambda] = [2 A t; 1]."""
+    k = len(preds)
+    gram = preds @ preds.T
+    kkt = np.zeros((k + 1, k + 1))
+    kkt[:k, :k], kkt[:k, k], kkt[k, :k] = 2 * gram, 1, 1
+    rhs = np.concatenate([2 * preds @ target, [1.0]])
+    return np.linalg.lstsq(kkt, rhs, rcond=None)[0][:k]
+
+
+def _complete(members: list, weights, images, masks, generator, batch_size, device, progress) -> np.ndarray:
     out = []
-    desc = task if task == "complete" else f"{task} x{s.steps}"
+    tasks = sorted({cfg.task.name for _, cfg, _ in members})
+    desc = (tasks[0] if tasks == ["complete"] else f"{'/'.join(tasks)} x{members[0][1].sample.steps}") + (
+        f" ensemble of {len(members)}" if len(members) > 1 else "")
+    for model, _, _ in members:
+        model.eval()
     with progress_bar(len(images), desc, "images", enabled=progress) as bar:
         for start in range(0, len(images), batch_size):
             x0 = to_model_range(images[start:start + batch_size]).to(device)
             m = masks[start:start + batch_size].to(device)
-            b = len(x0)
-            if task == "complete":
-                with torch.inference_mode():
-                    x = masks_mod.paste(x0, forward_complete(model, masks_mod.apply(x0, m), m,
-                                                             cfg.task.coord_conv).float(), m)
-            else:
-                x0, m = x0.repeat_interleave(mean_of, 0), m.repeat_interleave(mean_of, 0)
-                y = masks_mod.apply(x0, m)
-                if task == "inpaint":
-                    denoiser = conditional(model, conditioning(y, m, cfg.task.coord_conv))
-                elif cfg.model.num_classes:
-                    null = torch.full((len(y),), cfg.model.num_classes, device=device)
-                    denoiser = lambda x, t: model(x, t, null)
-                else:
-                    denoiser = model
-                x = inpaint(denoiser, sched, y, m, generator, steps=s.steps, eta=s.eta,
-                            prediction=cfg.diffusion.prediction, clip_x0=s.clip_x0, spacing=s.spacing,
-                            self_cond=cfg.diffusion.self_cond, repeats=s.dc_repeats, jump_length=s.jump_length,
-                            fixed_z=s.dc_fixed_z, init_from_y=s.init_from_y, stop_at=stop_level(cfg))
-                x = x.view(b, mean_of, *x.shape[1:]).mean(1)
-            out.append(to_uint8(x).numpy())
-            bar.update(b)
+            x = sum(w * estimate(model, cfg, x0, m, generator, mean_of=k) for (model, cfg, k), w in zip(members, weights))
+            out.append(to_uint8(masks_mod.paste(x0, x, m)).numpy())
+            bar.update(len(x0))
     return np.concatenate(out)
 
 

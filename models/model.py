@@ -9,6 +9,7 @@ from __future__ import annotations
 from torch import nn
 
 from models.completion import CompletionNet
+from models.convmlp import ConvMLP
 from models.mlp import MLPDenoiser
 from models.transformer import DiT
 from models.unet import UNet
@@ -46,6 +47,14 @@ def build_completion(cfg) -> nn.Module:
     return CompletionNet(hidden=cfg.model.channels, depth=cfg.model.depth, **inputs(cfg))
 
 
+def build_convmlp(cfg) -> nn.Module:
+    """The fast one-pass completion network: model.channels conv width, model.width MLP units,
+    model.depth MLP hidden layers, model.dropout. No time input: only for task.name: complete."""
+    m = cfg.model
+    return ConvMLP(image_size=cfg.data.image_size, channels=m.channels, width=m.width, depth=m.depth,
+                   dropout=m.dropout, **{k: v for k, v in inputs(cfg).items() if k != "num_classes"})
+
+
 def build_mlp(cfg) -> nn.Module:
     """For 2D points (data.name: moons): model.width hidden units, model.depth residual blocks."""
     m = cfg.model
@@ -56,6 +65,7 @@ REGISTRY = {
     "unet": build_unet,
     "transformer": build_transformer,
     "completion": build_completion,
+    "convmlp": build_convmlp,
     "mlp": build_mlp,
 }
 

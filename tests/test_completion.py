@@ -11,6 +11,7 @@ from engine import config, inpainting
 from engine.errors import UserError
 from engine.trainer import RunPaths, train
 from models.completion import CompletionNet, ConvLSTMCell, GatedLayer
+from models.convmlp import ConvMLP
 from models.model import build_model
 from tests.conftest import DATA_ROOT, REPO, assert_user_error, run
 
@@ -20,6 +21,18 @@ def test_shapes_for_mnist_and_rgb_inputs(in_channels, image_channels, size):
     net = CompletionNet(in_channels=in_channels, image_channels=image_channels, hidden=8, depth=2)
     out = net(torch.randn(2, in_channels, size, size))
     assert out.shape == (2, image_channels, size, size) and out.min() >= -1 and out.max() <= 1
+
+
+def test_convmlp_maps_inputs_to_a_whole_image_and_needs_a_size_divisible_by_4():
+    model = ConvMLP(image_channels=3, in_channels=6, image_size=32, channels=4, width=16, depth=2)
+    x = torch.randn(5, 6, 32, 32)
+    assert model(x, torch.zeros(5)).shape == (5, 3, 32, 32)
+    x2 = x.clone()
+    x2[:, :, 0, 0] += 10  # one corner pixel reaches every output pixel through the MLP
+    model.double()
+    assert ((model(x2.double()) - model(x.double())).abs() > 0).all()
+    with pytest.raises(ValueError, match="divisible by 4"):
+        ConvMLP(image_size=30)
 
 
 def test_gated_layer_is_tanh_bn_times_sigmoid_bn():
@@ -134,6 +147,8 @@ def test_completion_config_errors(tmp_path):
     base = ["train.py", "--config", cfg, "--student_name", "c"]
     assert_user_error(run(*base, "task.name=inpaint", cwd=tmp_path), "model.name", "no time input")
     assert_user_error(run(*base, "data.channels=3", cwd=tmp_path), "data.name")
+    assert_user_error(run("train.py", "--config", REPO / "configs" / "course.yaml", "--student_name", "c",
+                          "task.name=inpaint", cwd=tmp_path), "model.name", "convmlp network has no time input")
     assert_user_error(run("train.py", "--config", REPO / "configs" / "completion_folder.yaml", "--student_name", "f",
                           "data.occluded_dir=nowhere", cwd=tmp_path), "nowhere not found")
 

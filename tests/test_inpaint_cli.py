@@ -3,6 +3,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from dataio.mnist import eval_indices, load_mnist
 from engine import config
@@ -13,11 +14,15 @@ from tests.conftest import DATA_ROOT, REPO, TINY, assert_user_error, run
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, trained):
     """Checkpoints of a conditional inpainting model and a regression baseline (3 steps each),
-    and the unconditional tiny_test model; keyed by task."""
+    two seeds of the course's ConvMLP regression holding out 200 validation digits, and the
+    unconditional tiny_test model; keyed by task."""
     root = tmp_path_factory.mktemp("inpaint_runs")
     out = {"generate": trained / "checkpoints" / "tiny_test" / "final.pt"}
-    for task, cfg_file in (("inpaint", "inpaint_tiny.yaml"), ("complete", "regression.yaml")):
-        cfg = config.load(REPO / "configs" / cfg_file, TINY + ["train.steps=3", "train.sample_every=3"])
+    small_course = ["model.channels=4", "model.width=32", "data.val_size=200", "train.val_every=3"]
+    for task, cfg_file, extra in (("inpaint", "inpaint_tiny.yaml", []), ("complete", "regression.yaml", []),
+                                  ("course", "course.yaml", small_course),
+                                  ("course_seed1", "course.yaml", small_course + ["train.seed=1"])):
+        cfg = config.load(REPO / "configs" / cfg_file, TINY + ["train.steps=3", "train.sample_every=3", *extra])
         assert train(cfg, f"t_{task}", paths=RunPaths.for_name(f"t_{task}", root), progress=False) == "done"
         assert (root / "outputs" / f"t_{task}" / "inpaint" / "panel_0000003.png").is_file()
         out[task] = root / "checkpoints" / f"t_{task}" / "final.pt"
@@ -169,3 +174,57 @@ def test_seed_000_config_runs_as_written(tmp_path):
         ("v", 400, 5.0, 2)
     assert train(cfg, "seed000", paths=RunPaths.for_name("seed000", tmp_path), progress=False) == "done"
     assert (tmp_path / "outputs" / "seed000" / "inpaint" / "panel_0000002.png").is_file()
+
+
+def test_an_ensemble_averages_its_members_and_fits_weights_on_validation(runs, tmp_path):
+    """Two checkpoints with weights 1 and 0 complete exactly like the first alone; weights 0.5/0.5
+    give the rounded mean of the members' float estimates; fit_ensemble's weights sum to 1 and score
+    no worse than either member or their plain mean on the digits they were fitted to."""
+    a, b = runs["course"], runs["course_seed1"]
+    assert _sample(tmp_path, a, "solo").returncode == 0
+    assert _sample(tmp_path, a, "e10", "--checkpoint", a, b, "--weights", "1", "0").returncode == 0
+    proc = _sample(tmp_path, a, "e55", "--checkpoint", a, b)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    read = lambda n: np.load(tmp_path / "outputs" / n / "inpaint" / "completions.npz")["images"]  # noqa: E731
+    assert np.array_equal(read("solo"), read("e10"))
+    meta = json.loads((tmp_path / "outputs" / "e55" / "inpaint" / "completions.json").read_text())
+    assert meta["method"] == "ensemble of 2: 1 x one-pass regression (mean of 2)" and meta["weights"] == [0.5, 0.5]
+    assert meta["checkpoint"] == [str(a), str(b)]
+
+    from dataio import masks
+    from dataio.mnist import to_model_range, to_uint8
+    from engine.checkpoint import load_model
+    from engine.inpainting import estimate
+    digits = load_mnist(DATA_ROOT, train=False)[0][eval_indices(12)]
+    hole = masks.make("center8", 12)
+    x0 = to_model_range(digits)
+    mean = sum(0.5 * estimate(m, c, x0, hole, torch.Generator()) for _, c, m in map(load_model, (a, b)))
+    diff = read("e55").astype(int) - to_uint8(mean).numpy()  # thread counts may move a value across a rounding edge
+    assert np.abs(diff).max() <= 1 and (diff == 0).mean() > 0.99
+
+    fit = run("scripts/fit_ensemble.py", a, b, "--val_size", "100", "--out", tmp_path / "ens.json",
+              "--data_root", DATA_ROOT, cwd=tmp_path)
+    assert fit.returncode == 0, fit.stderr[-2000:]
+    e = json.loads((tmp_path / "ens.json").read_text())
+    assert sum(e["weights"]) == pytest.approx(1) and e["val_size"] == 100
+    assert e["fitted_val_hole_mse"] <= min(e["equal_val_hole_mse"], *e["member_val_hole_mse"].values()) + 1e-12
+    assert "--weights" in fit.stdout and "--task course" in fit.stdout
+
+    assert_user_error(_sample(tmp_path, a, "bad", "--checkpoint", a, b, "--weights", "1"), "2 checkpoints")
+    assert_user_error(run("sample.py", "--checkpoint", a, b, cwd=tmp_path), "generate takes one")
+    assert_user_error(_sample(tmp_path, a, "bad", "--checkpoint", a, runs["complete"]), "different masks")
+    assert_user_error(run("scripts/fit_ensemble.py", a, runs["complete"], "--data_root", DATA_ROOT, cwd=tmp_path),
+                      "val_size")
+    assert not (tmp_path / "outputs" / "bad").exists()
+
+
+def test_affine_least_squares_recovers_a_known_mix():
+    from engine.inpainting import affine_least_squares
+    rng = np.random.default_rng(0)
+    preds = rng.random((3, 500))
+    target = 0.25 * preds[0] + 0.75 * preds[2]
+    assert np.allclose(affine_least_squares(preds, target), [0.25, 0, 0.75])
+    noisy = target + rng.normal(0, 0.1, 500)
+    w = affine_least_squares(preds, noisy)
+    ref = np.linalg.lstsq(np.stack([preds[0] - preds[2], preds[1] - preds[2]], 1), noisy - preds[2], rcond=None)[0]
+    assert np.allclose(w, [ref[0], ref[1], 1 - ref.sum()]), "the same as eliminating the constraint"
