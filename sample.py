@@ -128,7 +128,8 @@ def load_member(args, ckpt_path: Path, device):
         raise UserError(f"--steps {args.steps} exceeds the {cfg.diffusion.timesteps} training timesteps of "
                         f"{ckpt_path}; use at most that")
     return cfg, model, {"checkpoint": str(ckpt_path), "checkpoint_sha256": sha256_file(ckpt_path),
-                        "checkpoint_step": int(ckpt["step"]), "ema": not args.no_ema}
+                        "checkpoint_step": int(ckpt["step"]), "ema": not args.no_ema,
+                        "train_seconds": round(float(ckpt.get("train_seconds", 0.0)), 1)}
 
 
 def generate_digits(args, cfg, model, device, name: str, source: dict, ctx: distributed.Context) -> int:

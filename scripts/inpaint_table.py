@@ -23,6 +23,15 @@ def versus(r: dict, base: dict) -> str:
     return f"{r['hole_mse'] / base['hole_mse']:.3f}x, {diff:+.4f} +- {sem:.4f}"
 
 
+def training_minutes(r: dict) -> str:
+    """Minutes of training recorded in the checkpoint(s) that made the completions (summed over an
+    ensemble's members; each as that run measured it, see docs/inpainting.md); '' if unknown."""
+    seconds = (r.get("sampling") or {}).get("train_seconds")
+    if seconds is None:
+        return ""
+    return f"{sum(seconds) / 60 if isinstance(seconds, list) else seconds / 60:.1f}"
+
+
 @exit_on_user_error
 def main(argv=None) -> int:
     p = ArgumentParser(description=__doc__.splitlines()[0])
@@ -41,13 +50,15 @@ def main(argv=None) -> int:
     rows = {p: json.loads(p.read_text()) for p in paths}
     base = rows[paths[-1]] if args.against else None
     extra = f" vs {args.against} (paired) |" if base else ""
-    print("| mask | entry | method | hole MSE | hole PSNR (dB) | hole L1 | hole SSIM | s / image |" + extra)
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |" + (" --- |" if base else ""))
+    print("| mask | digits | entry | method | hole MSE | hole PSNR (dB) | hole L1 | hole SSIM | training (min) | "
+          "s / 1,000 digits |" + extra)
+    print("| --- " * 10 + "|" + (" --- |" if base else ""))
     for r in sorted(rows.values(), key=lambda r: (r["mask"], r["hole_mse"])):
         spi = r.get("seconds_per_image")
-        print(f"| {r['mask']} | {r['student_name']} | {r.get('method', '')} | {r['hole_mse']:.4f} "
+        print(f"| {r['mask']} | {r['n_eval']} | {r['student_name']} | {r.get('method', '')} | {r['hole_mse']:.4f} "
               f"+- {r['hole_mse_sem']:.4f} | {r['hole_psnr']:.2f} | {r['hole_l1']:.4f} | {r['hole_ssim']:.3f} | "
-              f"{'' if spi is None else f'{spi:.4f}'} |" + (f" {versus(r, base)} |" if base else ""))
+              f"{training_minutes(r)} | {'' if spi is None else f'{1000 * spi:.2f}'} |"
+              + (f" {versus(r, base)} |" if base else ""))
     return 0
 
 

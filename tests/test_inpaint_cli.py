@@ -228,3 +228,22 @@ def test_affine_least_squares_recovers_a_known_mix():
     w = affine_least_squares(preds, noisy)
     ref = np.linalg.lstsq(np.stack([preds[0] - preds[2], preds[1] - preds[2]], 1), noisy - preds[2], rcond=None)[0]
     assert np.allclose(w, [ref[0], ref[1], 1 - ref.sum()]), "the same as eliminating the constraint"
+
+
+def test_trivial_completions_score_their_closed_forms(tmp_path):
+    proc = run("scripts/trivial_completions.py", "--n", "12", "--val_size", "100", "--data_root", DATA_ROOT, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for name in ("zero_fill", "pixel_mean"):
+        assert _evaluate(tmp_path, name).returncode == 0
+    truth = load_mnist(DATA_ROOT, train=False)[0][eval_indices(10)].double().div(255)[:, 10:18, 10:18]
+    zero = json.loads((tmp_path / "results" / "zero_fill_inpaint.json").read_text())
+    assert zero["hole_mse"] == pytest.approx(float((truth ** 2).mean())) and zero["mask"] == "center 8"
+    train = load_mnist(DATA_ROOT, train=True)[0]
+    from dataio.mnist import validation_split
+    fill = train[validation_split(60000, 100)[0]].double().mean(0)[10:18, 10:18].round() / 255
+    mean = json.loads((tmp_path / "results" / "pixel_mean_inpaint.json").read_text())
+    assert mean["hole_mse"] == pytest.approx(float(((truth - fill) ** 2).mean()))
+    table = run("scripts/inpaint_table.py", "--results", tmp_path / "results", "--against", "zero_fill", "pixel_mean",
+                cwd=tmp_path)
+    assert table.returncode == 0 and "| center 8 | 10 | pixel_mean | per-pixel training mean |" in table.stdout
+    assert "| 0.0 |" in table.stdout, "the training minutes column"
