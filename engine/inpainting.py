@@ -83,15 +83,16 @@ def stop_level(cfg) -> int:
 def estimate(model, cfg, x0: torch.Tensor, m: torch.Tensor, generator: torch.Generator, *,
              mean_of: int = 1) -> torch.Tensor:
     """One batch: a model's completion of x0 (model range, on its device) on bool masks m, as float
-    in the model range with the known pixels of x0. Diffusion tasks use cfg.sample (steps, eta, spacing,
-    dc_repeats, jump_length, dc_fixed_z, init_from_y) and average `mean_of` independent completions
-    per image (an estimate of the posterior mean), or with sample.mean_at > 0 the clean estimates at
-    level mean_at * T (diffusion/inpaint.py); a class-conditional generate model is run with its "no
-    label" token."""
+    clamped to the model range [-1, 1] (the image it stands for), with the known pixels of x0.
+    Diffusion tasks use cfg.sample (steps, eta, spacing, dc_repeats, jump_length, dc_fixed_z,
+    init_from_y) and average `mean_of` independent completions per image (an estimate of the
+    posterior mean), or with sample.mean_at > 0 the clean estimates at level mean_at * T
+    (diffusion/inpaint.py); a class-conditional generate model is run with its "no label" token."""
     s, task = cfg.sample, cfg.task.name
     if task == "complete":
         with torch.inference_mode():
-            return masks_mod.paste(x0, forward_complete(model, masks_mod.apply(x0, m), m, cfg.task.coord_conv).float(), m)
+            x = forward_complete(model, masks_mod.apply(x0, m), m, cfg.task.coord_conv).float()
+        return masks_mod.paste(x0, x.clamp(-1, 1), m)
     b = len(x0)
     x0, m = x0.repeat_interleave(mean_of, 0), m.repeat_interleave(mean_of, 0)
     y = masks_mod.apply(x0, m)
@@ -106,7 +107,7 @@ def estimate(model, cfg, x0: torch.Tensor, m: torch.Tensor, generator: torch.Gen
                 prediction=cfg.diffusion.prediction, clip_x0=s.clip_x0, spacing=s.spacing,
                 self_cond=cfg.diffusion.self_cond, repeats=s.dc_repeats, jump_length=s.jump_length,
                 fixed_z=s.dc_fixed_z, init_from_y=s.init_from_y, stop_at=stop_level(cfg))
-    return x.view(b, mean_of, *x.shape[1:]).mean(1)
+    return x.view(b, mean_of, *x.shape[1:]).mean(1).clamp(-1, 1)
 
 
 def complete(model, cfg, images: torch.Tensor, masks: torch.Tensor, generator: torch.Generator, *,

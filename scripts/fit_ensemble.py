@@ -29,8 +29,8 @@ from engine.inpainting import affine_least_squares, estimate  # noqa: E402
 
 def hole_mse(pred: np.ndarray, target: np.ndarray, n_images: int) -> float:
     """Mean over images of each image's mean squared error over its hole pixels (equal-sized holes), of
-    the float estimates: sample.py then clips them to [0, 1], which can only lower the error, and rounds
-    them to 1/255 levels, which adds about 1e-6."""
+    float estimates: sample.py rounds them to 1/255 levels, which adds about 1e-6, and clips the
+    weighted sum to [0, 1], which can only lower its error."""
     return float(((pred - target) ** 2).reshape(n_images, -1).mean(1).mean())
 
 
