@@ -258,14 +258,13 @@ def inpaint_test_digits(args, members: list, weights: list[float], device, name:
 
 
 def ensemble_name(cfgs: list, weights: list[float]) -> str:
-    """method_name of one model; for several, 'ensemble of K: ' and each distinct method with its total weight."""
+    """method_name of one model; for several, 'ensemble of K: ' and each member's weight and method."""
     if len(cfgs) == 1:
         return method_name(cfgs[0])
-    total: dict[str, list] = {}
-    for c, w in zip(cfgs, weights):
-        total.setdefault(method_name(c), []).append(w)
-    parts = [f"{sum(ws):.3g} x {m}" + (f" (mean of {len(ws)})" if len(ws) > 1 else "") for m, ws in total.items()]
-    return f"ensemble of {len(cfgs)}: " + " + ".join(parts)
+    names = [method_name(c) for c in cfgs]
+    if len(set(names)) == 1:
+        return f"ensemble of {len(cfgs)} {names[0]}s, weights " + "/".join(f"{w:.2f}" for w in weights)
+    return f"ensemble of {len(cfgs)}: " + " + ".join(f"{w:.2f} x {n}" for w, n in zip(weights, names))
 
 
 def method_name(cfg) -> str:

@@ -147,7 +147,7 @@ def test_completion_config_errors(tmp_path):
     base = ["train.py", "--config", cfg, "--student_name", "c"]
     assert_user_error(run(*base, "task.name=inpaint", cwd=tmp_path), "model.name", "no time input")
     assert_user_error(run(*base, "data.channels=3", cwd=tmp_path), "data.name")
-    assert_user_error(run("train.py", "--config", REPO / "configs" / "course.yaml", "--student_name", "c",
+    assert_user_error(run("train.py", "--config", REPO / "configs" / "course_convmlp.yaml", "--student_name", "c",
                           "task.name=inpaint", cwd=tmp_path), "model.name", "convmlp network has no time input")
     assert_user_error(run("train.py", "--config", REPO / "configs" / "completion_folder.yaml", "--student_name", "f",
                           "data.occluded_dir=nowhere", cwd=tmp_path), "nowhere not found")

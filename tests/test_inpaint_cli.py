@@ -20,8 +20,8 @@ def runs(tmp_path_factory, trained):
     out = {"generate": trained / "checkpoints" / "tiny_test" / "final.pt"}
     small_course = ["model.channels=4", "model.width=32", "data.val_size=200", "train.val_every=3"]
     for task, cfg_file, extra in (("inpaint", "inpaint_tiny.yaml", []), ("complete", "regression.yaml", []),
-                                  ("course", "course.yaml", small_course),
-                                  ("course_seed1", "course.yaml", small_course + ["train.seed=1"])):
+                                  ("course", "course_convmlp.yaml", small_course),
+                                  ("course_seed1", "course_convmlp.yaml", small_course + ["train.seed=1"])):
         cfg = config.load(REPO / "configs" / cfg_file, TINY + ["train.steps=3", "train.sample_every=3", *extra])
         assert train(cfg, f"t_{task}", paths=RunPaths.for_name(f"t_{task}", root), progress=False) == "done"
         assert (root / "outputs" / f"t_{task}" / "inpaint" / "panel_0000003.png").is_file()
@@ -188,7 +188,7 @@ def test_an_ensemble_averages_its_members_and_fits_weights_on_validation(runs, t
     read = lambda n: np.load(tmp_path / "outputs" / n / "inpaint" / "completions.npz")["images"]  # noqa: E731
     assert np.array_equal(read("solo"), read("e10"))
     meta = json.loads((tmp_path / "outputs" / "e55" / "inpaint" / "completions.json").read_text())
-    assert meta["method"] == "ensemble of 2: 1 x one-pass regression (mean of 2)" and meta["weights"] == [0.5, 0.5]
+    assert meta["method"] == "ensemble of 2 one-pass regressions, weights 0.50/0.50" and meta["weights"] == [0.5, 0.5]
     assert meta["checkpoint"] == [str(a), str(b)]
 
     from dataio import masks
