@@ -25,6 +25,7 @@ from engine import checkpoint  # noqa: E402
 from engine.errors import ArgumentParser, UserError, exit_on_user_error  # noqa: E402
 from engine.fileio import write_json  # noqa: E402
 from engine.inpainting import affine_least_squares, estimate  # noqa: E402
+from engine.progress import bar  # noqa: E402
 
 
 def hole_mse(pred: np.ndarray, target: np.ndarray, n_images: int) -> float:
@@ -63,15 +64,13 @@ def main(argv=None) -> int:
     for path, (_, c, model) in zip(args.checkpoints, loaded):
         gen = torch.Generator().manual_seed(c.sample.seed)
         out = []
-        for s in range(0, n, args.batch_size):
-            x = estimate(model, c, to_model_range(val[s:s + args.batch_size]), hole[s:s + args.batch_size], gen,
-                         mean_of=c.sample.mean_of)
-            out.append(((x.double() + 1) / 2)[hole[s:s + args.batch_size]])
-            if not args.no_progress:
-                print(f"\r{path}: {min(s + args.batch_size, n)}/{n}", end="", file=sys.stderr)
+        with bar(n, str(path), "digits", enabled=not args.no_progress) as progress:
+            for s in range(0, n, args.batch_size):
+                part = slice(s, s + args.batch_size)
+                x = estimate(model, c, to_model_range(val[part]), hole[part], gen, mean_of=c.sample.mean_of)
+                out.append(((x.double() + 1) / 2)[hole[part]])
+                progress.update(len(x))
         preds.append(torch.cat(out).numpy())
-    if not args.no_progress:
-        print(file=sys.stderr)
     preds = np.stack(preds)
     w = affine_least_squares(preds, target)
     equal = np.full(len(preds), 1 / len(preds))

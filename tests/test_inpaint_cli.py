@@ -5,8 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from dataio.mnist import eval_indices, load_mnist
+from dataio import masks
+from dataio.mnist import eval_indices, load_mnist, to_model_range, to_uint8, validation_split
 from engine import config
+from engine.checkpoint import load_model
+from engine.inpainting import affine_least_squares, estimate
 from engine.trainer import RunPaths, train
 from tests.conftest import DATA_ROOT, REPO, TINY, assert_user_error, run
 
@@ -191,10 +194,6 @@ def test_an_ensemble_averages_its_members_and_fits_weights_on_validation(runs, t
     assert meta["method"] == "ensemble of 2 one-pass regressions, weights 0.50/0.50" and meta["weights"] == [0.5, 0.5]
     assert meta["checkpoint"] == [str(a), str(b)]
 
-    from dataio import masks
-    from dataio.mnist import to_model_range, to_uint8
-    from engine.checkpoint import load_model
-    from engine.inpainting import estimate
     digits = load_mnist(DATA_ROOT, train=False)[0][eval_indices(12)]
     hole = masks.make("center8", 12)
     x0 = to_model_range(digits)
@@ -219,7 +218,6 @@ def test_an_ensemble_averages_its_members_and_fits_weights_on_validation(runs, t
 
 
 def test_affine_least_squares_recovers_a_known_mix():
-    from engine.inpainting import affine_least_squares
     rng = np.random.default_rng(0)
     preds = rng.random((3, 500))
     target = 0.25 * preds[0] + 0.75 * preds[2]
@@ -239,7 +237,6 @@ def test_trivial_completions_score_their_closed_forms(tmp_path):
     zero = json.loads((tmp_path / "results" / "zero_fill_inpaint.json").read_text())
     assert zero["hole_mse"] == pytest.approx(float((truth ** 2).mean())) and zero["mask"] == "center 8"
     train = load_mnist(DATA_ROOT, train=True)[0]
-    from dataio.mnist import validation_split
     fill = train[validation_split(60000, 100)[0]].double().mean(0)[10:18, 10:18].round() / 255
     mean = json.loads((tmp_path / "results" / "pixel_mean_inpaint.json").read_text())
     assert mean["hole_mse"] == pytest.approx(float(((truth - fill) ** 2).mean()))
