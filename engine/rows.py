@@ -10,22 +10,31 @@ from engine.fileio import ensure_dir, write_json
 
 class Rows:
     """The rows in the JSON file `path` whose `key` fields (checkpoint sha256, sample count, seed...)
-    equal `key`; rows measured under another key are dropped when the file is next written."""
+    equal `key`; rows measured under another key are dropped when the file is next written. Every
+    write first reads the file again and keeps the rows another process added meanwhile, so two
+    sweeps run side by side (each measuring other rows) can share one file."""
 
     def __init__(self, path: str | Path, key: dict, **header):
         self.path, self.key, self.header = Path(path), key, header
+        ensure_dir(self.path.parent)
+        self.rows = self._stored()
+
+    def _stored(self) -> list[dict]:
         try:
             stored = json.loads(self.path.read_text()) if self.path.is_file() else {}
         except json.JSONDecodeError:
             raise UserError(f"{self.path} is not readable JSON; delete it to measure every row again") from None
-        ensure_dir(self.path.parent)
-        self.rows = [r for r in stored.get("rows", []) if {k: r.get(k) for k in key} == key]
+        return [r for r in stored.get("rows", []) if {k: r.get(k) for k in self.key} == self.key]
 
     def find(self, **match) -> dict | None:
+        self.rows = list({json.dumps(r, sort_keys=True): r for r in self._stored() + self.rows}.values())
         return next((r for r in self.rows if all(r.get(k) == v for k, v in match.items())), None)
 
-    def add(self, row: dict) -> dict:
+    def add(self, row: dict, replace: dict | None = None) -> dict:
+        """Store `row`; with `replace` (fields to match), a stored row that matches it is dropped first."""
         row = {**self.key, **row}
-        self.rows.append(row)
+        rows = [r for r in self._stored() + self.rows
+                if not (replace and all(r.get(k) == v for k, v in replace.items()))]
+        self.rows = list({json.dumps(r, sort_keys=True): r for r in rows + [row]}.values())
         write_json(self.path, {**self.header, "rows": self.rows})
         return row

@@ -11,6 +11,14 @@ steps within every budget of network evaluations (Heun takes two per step but th
 it stopped. Seconds are this machine's at the moment: time the rows alone on a quiet machine. A
 class-conditional checkpoint is sampled balanced over the digits with --guidance (default: its own
 sample.guidance); a guided evaluation runs the network on a doubled batch, which the seconds show.
+
+Sweeps that share the machine (two at a time, OMP_NUM_THREADS=1 each, different --samplers, one
+--rows file) time nothing useful; once they are done, `--time N` re-times every stored row on N
+samples with nothing else running and stores those seconds (and the threads) in the row instead:
+
+    OMP_NUM_THREADS=1 python scripts/sampler_sweep.py --checkpoint C --samplers ddpm ddim ddim_eta1 &
+    OMP_NUM_THREADS=1 python scripts/sampler_sweep.py --checkpoint C --samplers dpmpp_2m euler heun &
+    wait; python scripts/sampler_sweep.py --checkpoint C --time 500
 """
 import sys
 import time
@@ -19,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 from dataio import plots  # noqa: E402
 from diffusion.samplers import evaluations, steps_for  # noqa: E402
@@ -60,6 +69,9 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--guidance", type=float, help="class-conditional models: guidance weight (default: the "
                    "checkpoint's sample.guidance; the default config's is 0.25)")
+    p.add_argument("--batch_size", type=int, help="samples per batch (default: the checkpoint's sample.batch_size); "
+                   "the samples do not depend on it, the seconds do")
+    p.add_argument("--time", type=int, metavar="N", help="re-time every stored row on N samples (run it alone)")
     p.add_argument("--data_root", default="data")
     p.add_argument("--cache_dir", default="data/fid_cache")
     p.add_argument("--rows", help="JSON file of measured rows (default: results/sweeps/sampler_NAME.json)")
@@ -67,6 +79,8 @@ def main():
     args = p.parse_args()
     if min(args.nfe) < 1 or args.num_samples < 2:
         raise UserError("--nfe budgets must be >= 1 and --num_samples >= 2 (FID needs a covariance)")
+    if (args.batch_size is not None and args.batch_size < 1) or (args.time is not None and args.time < 1):
+        raise UserError("--batch_size and --time must be >= 1")
     ckpt_path = Path(args.checkpoint)
     device = pick_device("auto")
     _, cfg, model = checkpoint.load_model(ckpt_path, device=device)
@@ -79,23 +93,38 @@ def main():
     key = {"checkpoint_sha256": sha256_file(ckpt_path), "num_samples": args.num_samples, "seed": args.seed,
            "guidance": guidance}
     store = Rows(args.rows or f"results/sweeps/sampler_{ckpt_path.parent.name}.json", key, checkpoint=str(ckpt_path))
+    batch_size = args.batch_size or cfg.sample.batch_size
+
+    def timed(sampler, steps, eta, n):
+        start = time.perf_counter()
+        images = generate(model, cfg, n, seed=args.seed, sampler=sampler, steps=steps, eta=eta, guidance=guidance,
+                          batch_size=batch_size, device=device, progress=False)
+        return images, 1000 * (time.perf_counter() - start) / n
+
     for variant in args.samplers:
         sampler, eta = VARIANTS[variant]
         for budget in args.nfe:
-            if store.find(variant=variant, budget=budget):
+            row = store.find(variant=variant, budget=budget)
+            if args.time and row:
+                _, seconds = timed(sampler, row["steps"], eta, args.time)
+                store.add({**row, "seconds_per_1000": seconds, "threads": torch.get_num_threads(),
+                           "timed_on": args.time}, replace={"variant": variant, "budget": budget})
+                print(f"{variant} x{row['steps']}: {seconds:.1f} s per 1,000 digits ({args.time} digits, "
+                      f"{torch.get_num_threads()} threads)", flush=True)
+            if row or args.time:
                 continue
             steps = min(steps_for(sampler, budget), cfg.diffusion.timesteps)
-            start = time.perf_counter()
-            images = generate(model, cfg, args.num_samples, seed=args.seed, sampler=sampler, steps=steps, eta=eta,
-                              guidance=guidance, batch_size=cfg.sample.batch_size, device=device, progress=False)
-            seconds = time.perf_counter() - start
+            images, seconds = timed(sampler, steps, eta, args.num_samples)
             fid, fid_std = fid_with_spread(extract(images), ref)
             row = store.add({"variant": variant, "sampler": sampler, "eta": eta, "budget": budget, "steps": steps,
-                             "nfe": evaluations(sampler, steps), "seconds_per_1000": 1000 * seconds / args.num_samples,
+                             "nfe": evaluations(sampler, steps), "seconds_per_1000": seconds,
+                             "threads": torch.get_num_threads(), "timed_on": args.num_samples,
                              "fid": fid, "fid_std": fid_std})
             print(f"{variant} x{steps} ({row['nfe']} evaluations): FID {row['fid']:.2f} +- {row['fid_std']:.2f}, "
                   f"{row['seconds_per_1000']:.1f} s per 1,000 digits", flush=True)
     rows = [r for r in store.rows if r["variant"] in args.samplers and r["budget"] in args.nfe]
+    if not rows:
+        raise UserError(f"no rows stored in {store.path} for these samplers and budgets: run the sweep without --time")
     print(f"\nFID (shipped LeNet features, {args.num_samples} samples, seed {args.seed}, guidance {guidance:g}) "
           "+- bootstrap spread, "
           f"(network evaluations, seconds per 1,000 digits on this machine); checkpoint {ckpt_path}\n")

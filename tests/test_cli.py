@@ -166,5 +166,9 @@ def test_sampler_sweep_measures_each_budget_once_and_resumes(ckpt, tmp_path, fid
     assert "fewest evaluations within 10% of it" in proc.stdout and (tmp_path / "sweep.png").stat().st_size > 1000
     again = run("scripts/sampler_sweep.py", *args, cwd=tmp_path)  # every row stored: nothing sampled again
     assert again.returncode == 0 and " evaluations): FID " not in again.stdout and table[0] in again.stdout
+    timing = run("scripts/sampler_sweep.py", *args, "--time", "10", "--batch_size", "7", cwd=tmp_path)
+    assert timing.returncode == 0 and timing.stdout.count("s per 1,000 digits (10 digits, ") == 2, timing.stdout
+    timed = json.loads((tmp_path / "rows.json").read_text())["rows"]
+    assert [(r["fid"], r["timed_on"]) for r in timed] == [(r["fid"], 10) for r in rows], "re-timed, FID kept"
     assert_user_error(run("scripts/sampler_sweep.py", *args[:2], "--nfe", "0", cwd=tmp_path), "--nfe")
     assert_user_error(run("scripts/sampler_sweep.py", *args, "--guidance", "1", cwd=tmp_path), "class-conditional")
