@@ -98,15 +98,16 @@ def sampler_sweep(path: str | Path, lines: dict[str, list[tuple[int, float, floa
 
 
 
-def guidance_grid(path: str | Path, panels: dict[float, np.ndarray], title: str) -> None:
-    """One panel per guidance weight; `panels[w]` is uint8 (10, K, 28, 28): row d holds K samples of digit d."""
+def digit_panels(path: str | Path, panels: dict[str, np.ndarray], title: str) -> None:
+    """Panels side by side, titled by their keys in order; `panels[k]` is uint8 (10, K, 28, 28): row d
+    holds K samples of digit d."""
     from dataio.images import grid
 
     fig, axes = plt.subplots(1, len(panels), figsize=(1.9 * len(panels), 4.2), squeeze=False)
-    for ax, (w, images) in zip(axes[0], sorted(panels.items())):
+    for ax, (name, images) in zip(axes[0], panels.items()):
         ax.imshow(grid(images.reshape(-1, 28, 28), nrow=images.shape[1]), cmap="gray", vmin=0, vmax=255,
                   interpolation="nearest")
-        ax.set_title(f"w = {w:g}", fontsize=9)
+        ax.set_title(name, fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle(title, fontsize=8)

@@ -98,7 +98,8 @@ def main(argv=None) -> int:
     print(f"best FID: w = {best_fid['guidance']:g} ({best_fid['fid']:.1f}); best accuracy: "
           f"w = {best_acc['guidance']:g} ({best_acc['accuracy']:.1%})")
     if args.grid:
-        plots.guidance_grid(args.grid, grid, f"{ckpt_path}: rows are digits 0-9, the same noise in every panel")
+        plots.digit_panels(args.grid, {f"w = {w:g}": grid[w] for w in sorted(grid)},
+                           f"{ckpt_path}: rows are digits 0-9, the same noise in every panel")
         print(f"grid: {args.grid}")
     return 0
 

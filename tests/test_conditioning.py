@@ -121,3 +121,31 @@ def test_karras_samplers_refuse_zero_terminal_snr_checkpoints(tmp_path, tiny_con
     assert train(cfg, "zsnr", paths=RunPaths.for_name("zsnr", tmp_path), progress=False) == "done"
     ckpt = tmp_path / "checkpoints" / "zsnr" / "final.pt"
     assert_user_error(run("sample.py", "--checkpoint", ckpt, "--sampler", "heun", cwd=tmp_path), "dpmpp_2m")
+
+
+def test_unet_vs_transformer_tunes_on_training_digits_then_compares_at_equal_time(cond_ckpt, tmp_path, fid_cache):
+    small = ["model.width=16", "model.depth=1", "model.num_heads=2", "diffusion.timesteps=100", "train.steps=16",
+             "train.batch_size=4", "train.warmup_steps=1", "train.sample_every=0", "train.ckpt_every=100",
+             "sample.steps=2", f"data.root={DATA_ROOT}"]
+    args = ["scripts/unet_vs_transformer.py", "--unet", cond_ckpt, "--candidates", "p2_w96_d6",
+            "--bench_steps", "2", "--tune_samples", "20", "--num_samples", "20", "--data_root", DATA_ROOT,
+            "--cache_dir", fid_cache, *small]
+    proc = run(*args, "--stage", "tune", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = json.loads((tmp_path / "results" / "sweeps" / "unet_vs_transformer.json").read_text())["rows"]
+    speed = {r["name"]: r["images_per_s"] for r in rows if r["kind"] == "speed"}
+    tuned = {r["name"]: r for r in rows if r["kind"] == "tune"}
+    assert set(speed) == {"unet", "p2_w96_d6"} and list(tuned) == ["p2_w96_d6"]
+    r = tuned["p2_w96_d6"]  # a quarter of the steps that take the UNet's 16 steps' time at the candidate's speed
+    assert r["steps"] == max(1, round(16 * speed["p2_w96_d6"] / speed["unet"]) // 4) and r["fid_train"] > 0
+    stored, cfg, _ = checkpoint.load_model(tmp_path / "checkpoints" / "tf_p2_w96_d6_q" / "final.pt")
+    assert cfg.model.name == "transformer" and cfg.train.steps == r["steps"] == stored["step"]
+    assert cfg.model.patch_size == 2 and cfg.model.width == 16, "the candidate's settings, then the overrides"
+    final = run(*args, "--grid", tmp_path / "grid.png", cwd=tmp_path)
+    assert final.returncode == 0, final.stderr[-2000:]
+    result = json.loads((tmp_path / "results" / "tf_p2_w96_d6.json").read_text())
+    assert result["num_samples"] == 20 and "| transformer | model.patch_size=2 model.width=96 " in final.stdout
+    assert f"{result['fid']:.1f} +- {result['fid_bootstrap_std']:.1f}" in final.stdout
+    assert (tmp_path / "grid.png").stat().st_size > 1000 and "training tf_" not in run(*args, cwd=tmp_path).stdout
+    assert_user_error(run(*args[:3], "--candidates", "p4_w192_d8", "--stage", "final", *small, cwd=tmp_path),
+                      "not tuned yet")
