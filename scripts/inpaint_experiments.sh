@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Training-free inpainting against trained inpainting (docs/experiments.md, "Inpainting without training
-# for it"): for the 12x12 and 8x8 center masks, trains the regression baseline (configs/regression.yaml) and the
-# conditional inpainting diffusion (configs/inpaint_tiny.yaml), completes the same 500 test digits (seed 42)
-# with them and, training-free, with a generation checkpoint (DDIM + data consistency, alone and averaged
-# over 8 draws, and RePaint resampling), scores every entry and prints one table per mask, each entry paired
-# digit by digit against the regression. GEN is the generation checkpoint (default: configs/default.yaml
-# trained as `default` if checkpoints/default/final.pt is missing, about an hour). Each job runs on one thread,
-# two at a time; about 1 h 40 min on 2 CPU cores besides GEN.
+# Training-free inpainting against trained inpainting (docs/inpainting.md, "Inpainting without training for
+# it"). For the 12x12 and 8x8 center masks: trains the regression baseline (configs/regression.yaml) and the
+# conditional inpainting diffusion (configs/inpaint_tiny.yaml); completes the same 500 test digits (seed 42)
+# with them, with the course's regression if checkpoints/reg8_6k exists (scripts/course_experiments.sh), and,
+# training-free, with a generation checkpoint (DDIM + data consistency, alone and averaged over 8 draws, and
+# RePaint resampling); scores every entry and prints one table per mask, each entry paired digit by digit
+# with the regression. GEN is the generation checkpoint (default: configs/default.yaml trained as `default`
+# if checkpoints/default/final.pt is missing, about an hour). Each job runs on one thread, two at a time;
+# about 1 h 20 min on 2 CPU cores besides GEN.
 #   bash scripts/inpaint_experiments.sh [PYTHON] [GEN]
 set -euo pipefail
 PY=${1:-python}
@@ -32,8 +33,12 @@ training_free() { # MASK_SIZE: the generation checkpoint, 20 DDIM steps
   complete_and_score gen${k}_dc_mean8 "$GEN" $k --steps 20 --mean_of 8
   complete_and_score gen${k}_repaint "$GEN" $k --steps 20 sample.dc_repeats=5 sample.eta=1.0
 }
-trained 12 & training_free 12 & wait
-trained 8 & training_free 8 & wait
-for k in 12 8; do
-  $PY scripts/inpaint_table.py --against reg${k}_x1 reg${k}_x1 cond${k}_x1 cond${k}_mean8 gen${k}_dc gen${k}_dc_mean8 gen${k}_repaint
-done
+trained 12 & trained 8 & wait
+training_free 12 & training_free 8 & wait
+course=()  # the course's regression (scripts/course_experiments.sh), when it has been trained
+if [ -f checkpoints/reg8_6k/best.pt ]; then
+  complete_and_score reg8_6k_x1 checkpoints/reg8_6k/best.pt 8
+  course=(reg8_6k_x1)
+fi
+$PY scripts/inpaint_table.py --against reg12_x1 reg12_x1 cond12_x1 cond12_mean8 gen12_dc gen12_dc_mean8 gen12_repaint
+$PY scripts/inpaint_table.py --against reg8_x1 reg8_x1 "${course[@]}" cond8_x1 cond8_mean8 gen8_dc gen8_dc_mean8 gen8_repaint
