@@ -33,6 +33,12 @@ def class_labels(n: int, digit: int) -> torch.Tensor:
     return torch.arange(n) % 10 if digit < 0 else torch.full((n,), digit)
 
 
+def digit_grid(columns: int) -> np.ndarray:
+    """Indices (10, columns) into balanced samples (class_labels with digit -1): row d holds the
+    first `columns` samples of digit d."""
+    return np.arange(columns)[None, :] * 10 + np.arange(10)[:, None]
+
+
 def keyed_generator(seed: int, index: int) -> torch.Generator:
     """A CPU generator that is a pure function of (seed, index): sample `index` of a run draws its
     noise from one (so it is the same whatever the batch size or the number of processes), and so

@@ -26,15 +26,19 @@ class Rows:
             raise UserError(f"{self.path} is not readable JSON; delete it to measure every row again") from None
         return [r for r in stored.get("rows", []) if {k: r.get(k) for k in self.key} == self.key]
 
+    def _merged(self, rows: list[dict], drop: dict | None = None) -> list[dict]:
+        """The file's rows and `rows`, each row once, less those that match every field of `drop`."""
+        return list({json.dumps(r, sort_keys=True): r for r in self._stored() + rows
+                     if not (drop and all(r.get(k) == v for k, v in drop.items()))}.values())
+
     def find(self, **match) -> dict | None:
-        self.rows = list({json.dumps(r, sort_keys=True): r for r in self._stored() + self.rows}.values())
+        self.rows = self._merged(self.rows)
         return next((r for r in self.rows if all(r.get(k) == v for k, v in match.items())), None)
 
     def add(self, row: dict, replace: dict | None = None) -> dict:
         """Store `row`; with `replace` (fields to match), a stored row that matches it is dropped first."""
         row = {**self.key, **row}
-        rows = [r for r in self._stored() + self.rows
-                if not (replace and all(r.get(k) == v for k, v in replace.items()))]
-        self.rows = list({json.dumps(r, sort_keys=True): r for r in rows + [row]}.values())
+        rows = self._merged(self.rows, drop=replace)
+        self.rows = rows + ([] if row in rows else [row])
         write_json(self.path, {**self.header, "rows": self.rows})
         return row

@@ -22,7 +22,7 @@ from dataio import plots  # noqa: E402
 from engine import checkpoint  # noqa: E402
 from engine.errors import ArgumentParser, UserError, exit_on_user_error  # noqa: E402
 from engine.fileio import sha256_file  # noqa: E402
-from engine.generation import class_labels, generate, pick_device  # noqa: E402
+from engine.generation import class_labels, digit_grid, generate, pick_device  # noqa: E402
 from engine.rows import Rows  # noqa: E402
 from metrics import features  # noqa: E402
 from metrics.evaluation import fid_with_spread, lenet_reference, training_reference  # noqa: E402
@@ -70,7 +70,7 @@ def main(argv=None) -> int:
            "sampler": sampler, "steps": steps, "columns": args.columns, "reference": args.reference}
     store = Rows(args.rows or f"results/sweeps/guidance_{ckpt_path.parent.name}.json", key, checkpoint=str(ckpt_path))
     labels = class_labels(args.num_samples, -1).numpy()  # the digits generate() asks for
-    picks = np.array([[d + 10 * j for j in range(args.columns)] for d in range(10)])  # row d: digit d
+    picks = digit_grid(args.columns)  # row d: digit d
     grid = {}
     for w in args.weights:
         row = store.find(guidance=w)

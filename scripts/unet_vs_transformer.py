@@ -37,6 +37,7 @@ from dataio import plots  # noqa: E402
 from engine import checkpoint, config  # noqa: E402
 from engine.errors import ArgumentParser, UserError, exit_on_user_error  # noqa: E402
 from engine.fileio import sha256_file  # noqa: E402
+from engine.generation import digit_grid  # noqa: E402
 from engine.rows import Rows  # noqa: E402
 
 DEFAULT = "configs/default.yaml"
@@ -82,8 +83,7 @@ def schedule(steps: int) -> list[str]:
 def digit_rows(name: str, columns: int = 6) -> np.ndarray:
     """(10, columns, 28, 28): row d holds the first samples of digit d (sample i is digit i % 10)."""
     images = np.load(Path("outputs") / name / "samples.npz")["images"]
-    columns = min(columns, len(images) // 10)
-    return images[np.array([[d + 10 * j for j in range(columns)] for d in range(10)])]
+    return images[digit_grid(min(columns, len(images) // 10))]
 
 
 @exit_on_user_error
