@@ -1,13 +1,14 @@
 """The floor of the inpainting tables: completions that learn nothing, in sample.py's format.
 
     python scripts/trivial_completions.py [--n 10000] [--mask center8] [--mask_size K] [--val_size 5000]
-        [--data_root data] [--out_root outputs]
+        [--suffix S] [--data_root data] [--out_root outputs]
 
 zero_fill leaves the hole black; pixel_mean fills each hole pixel with its mean over the training
 digits (those outside the first --val_size of the validation split, as a model trained with
 data.val_size would see them). Both write OUT_ROOT/NAME/inpaint/completions.npz and .json for the
 first --n test digits of evaluate.py's seed, so `evaluate.py --student_name zero_fill --task inpaint
---n_eval N` scores them like any model.
+--n_eval N` scores them like any model. --suffix is appended to both names, so another mask's rows
+(e.g. `--mask center12 --suffix _12`) do not overwrite these.
 """
 import sys
 import time
@@ -31,6 +32,7 @@ def main(argv=None) -> int:
     p.add_argument("--mask", default="center8", choices=("center", "center8", "center12"))
     p.add_argument("--mask_size", type=int, default=8, help="hole side for --mask center")
     p.add_argument("--val_size", type=int, default=5000, help="training digits held out, not averaged")
+    p.add_argument("--suffix", default="", help="appended to both names (zero_fillSUFFIX, pixel_meanSUFFIX)")
     p.add_argument("--data_root", default="data")
     p.add_argument("--out_root", default="outputs")
     args = p.parse_args(argv)
@@ -39,7 +41,8 @@ def main(argv=None) -> int:
     hole = masks.make(args.mask, args.n, size=args.mask_size)[:, 0].numpy()
     train = load_mnist(args.data_root, train=True)[0]
     train = train[validation_split(len(train), args.val_size)[0]].double().mean(0).numpy()
-    fills = {"zero_fill": ("zero fill", np.zeros((28, 28))), "pixel_mean": ("per-pixel training mean", train)}
+    fills = {f"zero_fill{args.suffix}": ("zero fill", np.zeros((28, 28))),
+             f"pixel_mean{args.suffix}": ("per-pixel training mean", train)}
     kind, size = masks.resolve(args.mask, args.mask_size)
     for name, (method, fill) in fills.items():
         start = time.perf_counter()

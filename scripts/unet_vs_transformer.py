@@ -7,17 +7,20 @@ The UNet is a trained checkpoint of configs/default.yaml (without --unet, checkp
 trained first if it is missing). Its budget is its steps of its batch at its own training speed. Every
 transformer (configs/default.yaml with model.name=transformer and the candidate's settings, CANDIDATES)
 gets the steps that take the same time at its speed; both speeds are measured by scripts/benchmark.py on
-one thread (`--threads`), the same way, so run the benchmarks with nothing else on the machine.
+`--threads` threads, the same way, so let the first run (it benchmarks) have the machine to itself. The
+trainings and samplings run on the threads the environment gives (OMP_NUM_THREADS): the budget is in steps.
 
-1. `--stage tune`: each candidate trains for a quarter of the budget and is scored by the FID of 1,000
-   samples against 10,000 training digits (scripts/guidance_sweep.py --reference train). The test digits
-   choose nothing.
+0. `--stage bench`: only the speeds and the budget (the other stages start with what of it they lack).
+1. `--stage tune`: each candidate trains for `--tune_fraction` of the budget and is scored by the FID of
+   1,000 samples against 10,000 training digits (scripts/guidance_sweep.py --reference train). The test
+   digits choose nothing.
 2. `--stage final`: the best-scored candidate trains for the whole budget; 5,000 samples of it and of the
    UNet are scored against the test digits (sample.py, evaluate.py); the table, and the grids side by side.
 
-Without --stage, both. Every step is skipped when its output exists (a killed run resumes), so two
-processes can tune different --candidates side by side; the speeds and scores are kept in --rows.
-EMA decay is 1 - 5 / steps (the last ~20% of the run), as the default's 0.999 for 5,400 steps.
+Without --stage, tune and final. Every step is skipped when its output exists (a killed run resumes), so two
+processes can tune different --candidates side by side (OMP_NUM_THREADS=1 each, after the benchmarks);
+the speeds and scores are kept in --rows. Every transformer run keeps the UNet's share of warm-up steps
+and averages its weights over the last ~20% of the run (EMA decay 1 - 5 / steps, as 0.999 for 5,400).
 KEY=VALUE arguments change configs/default.yaml for every run (the UNet's budget included). Runs are
 written under the current folder (checkpoints/, outputs/, results/), like train.py's.
 """
@@ -50,11 +53,12 @@ CANDIDATES = {  # name: overrides of configs/default.yaml
 TRANSFORMER = ["model.name=transformer", "model.num_heads=4"]
 
 
-def run(script: str, args: list, threads: int) -> str:
-    """Run one of the project's scripts on `threads` threads in the current folder; its stdout, or a
-    UserError with its last lines."""
+def run(script: str, args: list, threads: int | None = None) -> str:
+    """Run one of the project's scripts in the current folder, on `threads` threads if given (else the
+    environment's); its stdout, or a UserError with its last lines."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)} if threads else None
     proc = subprocess.run([sys.executable, str(REPO / script), *map(str, args)], capture_output=True, text=True,
-                          env={**os.environ, "OMP_NUM_THREADS": str(threads)})
+                          env=env)
     if proc.returncode:
         raise UserError(f"{script} failed: {(proc.stderr or proc.stdout).strip()[-400:]}")
     return proc.stdout
@@ -67,17 +71,20 @@ def train_speed(overrides: list[str], threads: int, steps: int) -> float:
     return float(re.search(r"train: ([\d.]+) images/s", out).group(1))
 
 
-def trained(name: str, overrides: list[str], threads: int) -> Path:
+def trained(name: str, overrides: list[str]) -> Path:
     """checkpoints/NAME/final.pt of configs/default.yaml with `overrides`, trained (or resumed) if missing."""
     final = Path("checkpoints") / name / "final.pt"
     if not final.is_file():
         print(f"training {name}: {' '.join(overrides)}", flush=True)
-        run("train.py", ["--config", REPO / DEFAULT, "--student_name", name, "--no-progress", *overrides], threads)
+        run("train.py", ["--config", REPO / DEFAULT, "--student_name", name, "--no-progress", *overrides])
     return final
 
 
-def schedule(steps: int) -> list[str]:
-    return [f"train.steps={steps}", f"train.ema_decay={1 - 5 / steps:.5f}", "train.eval_every=0"]
+def schedule(steps: int, unet: config.Config) -> list[str]:
+    """The UNet's schedule scaled to `steps`: its share of warm-up, EMA over the last ~20% (1 - 5 / steps)."""
+    warmup = round(unet.train.warmup_steps * steps / unet.train.steps)
+    return [f"train.steps={steps}", f"train.warmup_steps={warmup}", f"train.ema_decay={max(0.0, 1 - 5 / steps):.5f}",
+            "train.eval_every=0"]
 
 
 def digit_rows(name: str, columns: int = 6) -> np.ndarray:
@@ -90,10 +97,12 @@ def digit_rows(name: str, columns: int = 6) -> np.ndarray:
 def main() -> int:
     p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--unet", help="a trained configs/default.yaml checkpoint (default: train checkpoints/default)")
-    p.add_argument("--stage", choices=("tune", "final"), help="default: both")
+    p.add_argument("--stage", choices=("bench", "tune", "final"), help="default: tune and final (each benchmarks "
+                   "first what it lacks; `bench` only that)")
     p.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
     p.add_argument("--guidance", type=float, default=0.25)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=int, default=2, help="threads of the speed benchmarks")
+    p.add_argument("--tune_fraction", type=float, default=0.25, help="share of the budget per tuning run")
     p.add_argument("--bench_steps", type=int, default=30, help="training steps timed per speed")
     p.add_argument("--tune_samples", type=int, default=1000, help="samples per tuning FID")
     p.add_argument("--num_samples", type=int, default=5000, help="samples per final FID")
@@ -104,7 +113,7 @@ def main() -> int:
     p.add_argument("overrides", nargs="*", help="KEY=VALUE changes of configs/default.yaml for every run")
     args = p.parse_args()
     unet_cfg = config.load(REPO / DEFAULT, args.overrides)  # the budget, and a check of the overrides
-    unet = Path(args.unet) if args.unet else trained("default", args.overrides, args.threads)
+    unet = Path(args.unet) if args.unet else trained("default", args.overrides)
     data = ["--data_root", args.data_root, "--cache_dir", args.cache_dir]
 
     def test_fid(name: str, ckpt: Path) -> dict:
@@ -112,8 +121,8 @@ def main() -> int:
         result = Path("results") / f"{name}.json"
         if not result.is_file():
             run("sample.py", ["--checkpoint", ckpt, "--student_name", name, "--guidance", args.guidance,
-                              "--num_samples", args.num_samples], args.threads)
-            run("evaluate.py", ["--student_name", name, "--no-progress", *data], args.threads)
+                              "--num_samples", args.num_samples])
+            run("evaluate.py", ["--student_name", name, "--no-progress", *data])
         return json.loads(result.read_text())
 
     store = Rows(args.rows, {"unet_sha256": sha256_file(unet), "threads": args.threads}, unet=str(unet))
@@ -132,22 +141,26 @@ def main() -> int:
     def steps(candidate: str) -> int:
         return round(budget * speed(candidate, transformer(candidate)) / unet_cfg.train.batch_size)
 
+    for c in args.candidates:  # every speed before any training, which would slow the benchmarks
+        steps(c)
     print(f"budget: {unet_cfg.train.steps} steps of {unet_cfg.train.batch_size} at {unet_speed:.1f} images/s "
           f"= {budget / 60:.1f} minutes on {args.threads} thread(s) as benchmarked", flush=True)
+    if args.stage == "bench":
+        return 0
     if args.stage in (None, "tune"):
         for c in args.candidates:
             if store.find(kind="tune", name=c):
                 continue
-            quarter = max(1, steps(c) // 4)
-            ckpt = trained(f"tf_{c}_q", transformer(c) + schedule(quarter), args.threads)
+            short = max(1, round(steps(c) * args.tune_fraction))
+            ckpt = trained(f"tf_{c}_q", transformer(c) + schedule(short, unet_cfg))
             sweep_rows = Path("results") / "sweeps" / f"guidance_tf_{c}_q_train.json"
             run("scripts/guidance_sweep.py", ["--checkpoint", ckpt, "--weights", args.guidance, "--num_samples",
                                               args.tune_samples, "--columns", 1, "--reference", "train",
-                                              "--rows", sweep_rows, *data], args.threads)
+                                              "--rows", sweep_rows, *data])
             scored = json.loads(sweep_rows.read_text())["rows"][0]
-            store.add({"kind": "tune", "name": c, "steps": quarter, "fid_train": scored["fid"],
+            store.add({"kind": "tune", "name": c, "steps": short, "fid_train": scored["fid"],
                        "fid_train_std": scored["fid_std"]})
-            print(f"{c}: {quarter} steps, FID against training digits {scored['fid']:.1f} +- {scored['fid_std']:.1f}",
+            print(f"{c}: {short} steps, FID against training digits {scored['fid']:.1f} +- {scored['fid_std']:.1f}",
                   flush=True)
     tuned = [r for r in store.rows if r["kind"] == "tune"]
     print("\n| transformer | settings | images/s | steps in the budget | tuning steps | FID (1,000, training digits) |"
@@ -162,7 +175,7 @@ def main() -> int:
     if missing:
         raise UserError(f"candidates not tuned yet: {' '.join(missing)}; run --stage tune first")
     best = min((r for r in tuned if r["name"] in args.candidates), key=lambda r: r["fid_train"])["name"]
-    tf = trained(f"tf_{best}", transformer(best) + schedule(steps(best)), args.threads)
+    tf = trained(f"tf_{best}", transformer(best) + schedule(steps(best), unet_cfg))
     results = {"unet": test_fid(unet.parent.name, unet), "transformer": test_fid(f"tf_{best}", tf)}
     print(f"\nFID of {args.num_samples} samples against the test digits (+- bootstrap spread), guidance "
           f"{args.guidance:g}, equal training time ({budget / 60:.1f} minutes as benchmarked)\n")

@@ -130,16 +130,22 @@ def test_unet_vs_transformer_tunes_on_training_digits_then_compares_at_equal_tim
     args = ["scripts/unet_vs_transformer.py", "--unet", cond_ckpt, "--candidates", "p2_w96_d6",
             "--bench_steps", "2", "--tune_samples", "20", "--num_samples", "20", "--data_root", DATA_ROOT,
             "--cache_dir", fid_cache, *small]
-    proc = run(*args, "--stage", "tune", cwd=tmp_path)
+    rows_file = tmp_path / "results" / "sweeps" / "unet_vs_transformer.json"
+    bench = run(*args, "--stage", "bench", cwd=tmp_path)
+    assert bench.returncode == 0, bench.stderr[-2000:]
+    speed = {r["name"]: r["images_per_s"] for r in json.loads(rows_file.read_text())["rows"]}
+    assert set(speed) == {"unet", "p2_w96_d6"} and not (tmp_path / "checkpoints").exists(), "speeds only"
+    proc = run(*args, "--stage", "tune", "--tune_fraction", "0.25", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    rows = json.loads((tmp_path / "results" / "sweeps" / "unet_vs_transformer.json").read_text())["rows"]
-    speed = {r["name"]: r["images_per_s"] for r in rows if r["kind"] == "speed"}
+    rows = json.loads(rows_file.read_text())["rows"]
+    assert {r["name"]: r["images_per_s"] for r in rows if r["kind"] == "speed"} == speed, "benchmarked once"
     tuned = {r["name"]: r for r in rows if r["kind"] == "tune"}
-    assert set(speed) == {"unet", "p2_w96_d6"} and list(tuned) == ["p2_w96_d6"]
+    assert list(tuned) == ["p2_w96_d6"]
     r = tuned["p2_w96_d6"]  # a quarter of the steps that take the UNet's 16 steps' time at the candidate's speed
-    assert r["steps"] == max(1, round(16 * speed["p2_w96_d6"] / speed["unet"]) // 4) and r["fid_train"] > 0
+    assert r["steps"] == max(1, round(round(16 * speed["p2_w96_d6"] / speed["unet"]) / 4)) and r["fid_train"] > 0
     stored, cfg, _ = checkpoint.load_model(tmp_path / "checkpoints" / "tf_p2_w96_d6_q" / "final.pt")
     assert cfg.model.name == "transformer" and cfg.train.steps == r["steps"] == stored["step"]
+    assert cfg.train.warmup_steps == round(r["steps"] / 16), "the UNet's share of warm-up (1 of 16 steps)"
     assert cfg.model.patch_size == 2 and cfg.model.width == 16, "the candidate's settings, then the overrides"
     final = run(*args, "--grid", tmp_path / "grid.png", cwd=tmp_path)
     assert final.returncode == 0, final.stderr[-2000:]

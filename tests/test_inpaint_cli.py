@@ -244,3 +244,10 @@ def test_trivial_completions_score_their_closed_forms(tmp_path):
                 cwd=tmp_path)
     assert table.returncode == 0 and "| center 8 | 10 | pixel_mean | per-pixel training mean |" in table.stdout
     assert "| 0.0 |" in table.stdout, "the training minutes column"
+    other = run("scripts/trivial_completions.py", "--n", "12", "--val_size", "100", "--mask", "center12", "--suffix",
+                "_12", "--data_root", DATA_ROOT, cwd=tmp_path)
+    assert other.returncode == 0, other.stderr[-2000:]
+    for name in ("zero_fill", "pixel_mean"):
+        written = json.loads((tmp_path / "outputs" / f"{name}_12" / "inpaint" / "completions.json").read_text())
+        kept = json.loads((tmp_path / "outputs" / name / "inpaint" / "completions.json").read_text())
+        assert (written["student_name"], written["mask_size"], kept["mask_size"]) == (f"{name}_12", 12, 8)
