@@ -42,6 +42,7 @@ from engine.errors import ArgumentParser, UserError, exit_on_user_error  # noqa:
 from engine.fileio import sha256_file  # noqa: E402
 from engine.generation import digit_grid  # noqa: E402
 from engine.rows import Rows  # noqa: E402
+from models.model import build_model  # noqa: E402
 
 DEFAULT = "configs/default.yaml"
 CANDIDATES = {  # name: overrides of configs/default.yaml
@@ -85,6 +86,10 @@ def schedule(steps: int, unet: config.Config) -> list[str]:
     warmup = round(unet.train.warmup_steps * steps / unet.train.steps)
     return [f"train.steps={steps}", f"train.warmup_steps={warmup}", f"train.ema_decay={max(0.0, 1 - 5 / steps):.5f}",
             "train.eval_every=0"]
+
+
+def parameters(cfg: config.Config) -> str:
+    return f"{sum(t.numel() for t in build_model(cfg).parameters()) / 1e6:.2f}M"
 
 
 def digit_rows(name: str, columns: int = 6) -> np.ndarray:
@@ -163,11 +168,12 @@ def main() -> int:
             print(f"{c}: {short} steps, FID against training digits {scored['fid']:.1f} +- {scored['fid_std']:.1f}",
                   flush=True)
     tuned = [r for r in store.rows if r["kind"] == "tune"]
-    print("\n| transformer | settings | images/s | steps in the budget | tuning steps | FID (1,000, training digits) |"
-          "\n| --- | --- | --- | --- | --- | --- |")
+    print("\n| transformer | settings | parameters | images/s | steps in the budget | tuning steps | "
+          "FID (1,000, training digits) |\n| --- | --- | --- | --- | --- | --- | --- |")
     for r in sorted(tuned, key=lambda r: r["fid_train"]):
         c = r["name"]
-        print(f"| {c} | {' '.join(CANDIDATES[c])} | {store.find(kind='speed', name=c)['images_per_s']:.1f} | "
+        print(f"| {c} | {' '.join(CANDIDATES[c])} | {parameters(config.load(REPO / DEFAULT, transformer(c)))} | "
+              f"{store.find(kind='speed', name=c)['images_per_s']:.1f} | "
               f"{steps(c)} | {r['steps']} | {r['fid_train']:.1f} +- {r['fid_train_std']:.1f} |")
     if args.stage == "tune":
         return 0
@@ -183,9 +189,9 @@ def main() -> int:
           "recall |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for label, ckpt, settings, key in (("UNet", unet, " ".join([DEFAULT, *args.overrides]), "unet"),
                                        ("transformer", tf, " ".join(CANDIDATES[best]), best)):
-        stored, cfg, model = checkpoint.load_model(ckpt)
+        stored, cfg, _ = checkpoint.load_model(ckpt)
         r, rate = results["transformer" if key == best else "unet"], store.find(kind="speed", name=key)["images_per_s"]
-        print(f"| {label} | {settings} | {sum(t.numel() for t in model.parameters()) / 1e6:.2f}M | "
+        print(f"| {label} | {settings} | {parameters(cfg)} | "
               f"{rate:.1f} | {cfg.train.steps} x {cfg.train.batch_size} | "
               f"{stored.get('train_seconds', 0) / 60:.1f} | {r['fid']:.1f} +- {r['fid_bootstrap_std']:.1f} | "
               f"{r['precision']:.3f} | {r['recall']:.3f} |")

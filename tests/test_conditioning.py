@@ -143,7 +143,10 @@ def test_unet_vs_transformer_tunes_on_training_digits_then_compares_at_equal_tim
     assert list(tuned) == ["p2_w96_d6"]
     r = tuned["p2_w96_d6"]  # a quarter of the steps that take the UNet's 16 steps' time at the candidate's speed
     assert r["steps"] == max(1, round(round(16 * speed["p2_w96_d6"] / speed["unet"]) / 4)) and r["fid_train"] > 0
-    stored, cfg, _ = checkpoint.load_model(tmp_path / "checkpoints" / "tf_p2_w96_d6_q" / "final.pt")
+    stored, cfg, model = checkpoint.load_model(tmp_path / "checkpoints" / "tf_p2_w96_d6_q" / "final.pt")
+    params = f"{sum(t.numel() for t in model.parameters()) / 1e6:.2f}M"
+    assert f"| {params} | {speed['p2_w96_d6']:.1f} | " in proc.stdout, "the tuning table, with the candidate's size"
+    assert f"| {r['steps']} | {r['fid_train']:.1f} +- {r['fid_train_std']:.1f} |" in proc.stdout
     assert cfg.model.name == "transformer" and cfg.train.steps == r["steps"] == stored["step"]
     assert cfg.train.warmup_steps == round(r["steps"] / 16), "the UNet's share of warm-up (1 of 16 steps)"
     assert cfg.model.patch_size == 2 and cfg.model.width == 16, "the candidate's settings, then the overrides"
