@@ -117,6 +117,9 @@ def main() -> int:
     p.add_argument("--grid", help="write the two models' samples side by side here (PNG)")
     p.add_argument("overrides", nargs="*", help="KEY=VALUE changes of configs/default.yaml for every run")
     args = p.parse_args()
+    if not 0 < args.tune_fraction <= 1:
+        raise UserError(f"--tune_fraction must be in (0, 1], the share of the budget per tuning run; got "
+                        f"{args.tune_fraction:g}")
     unet_cfg = config.load(REPO / DEFAULT, args.overrides)  # the budget, and a check of the overrides
     unet = Path(args.unet) if args.unet else trained("default", args.overrides)
     data = ["--data_root", args.data_root, "--cache_dir", args.cache_dir]

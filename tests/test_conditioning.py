@@ -158,3 +158,4 @@ def test_unet_vs_transformer_tunes_on_training_digits_then_compares_at_equal_tim
     assert (tmp_path / "grid.png").stat().st_size > 1000 and "training tf_" not in run(*args, cwd=tmp_path).stdout
     assert_user_error(run(*args[:3], "--candidates", "p4_w192_d8", "--stage", "final", *small, cwd=tmp_path),
                       "not tuned yet")
+    assert_user_error(run(*args[:3], "--tune_fraction", "0", cwd=tmp_path), "--tune_fraction must be in (0, 1]")
