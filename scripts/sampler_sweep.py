@@ -140,7 +140,7 @@ def main():
     if args.plot:
         lines = {v: [(r["nfe"], r["fid"], r["fid_std"], r["seconds_per_1000"]) for r in rows if r["variant"] == v]
                  for v in args.samplers}
-        floor = float(np.mean(ref["floor"]))
+        floor = float(np.mean(reference()[1]["floor"]))
         plots.sampler_sweep(args.plot, {v: pts for v, pts in lines.items() if pts}, floor,
                             f"{ckpt_path}: {args.num_samples} samples per point")
         print(f"plot: {args.plot}")

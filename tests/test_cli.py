@@ -164,8 +164,9 @@ def test_sampler_sweep_measures_each_budget_once_and_resumes(ckpt, tmp_path, fid
     table = [l for l in proc.stdout.splitlines() if l.startswith("| heun |")]
     assert len(table) == 1 and f"{rows[1]['fid']:.1f} +- {rows[1]['fid_std']:.1f} (3, " in table[0]
     assert "fewest evaluations within 10% of it" in proc.stdout and (tmp_path / "sweep.png").stat().st_size > 1000
-    again = run("scripts/sampler_sweep.py", *args, cwd=tmp_path)  # every row stored: nothing sampled again
+    again = run("scripts/sampler_sweep.py", *args, "--plot", tmp_path / "again.png", cwd=tmp_path)  # nothing sampled
     assert again.returncode == 0 and " evaluations): FID " not in again.stdout and table[0] in again.stdout
+    assert (tmp_path / "again.png").stat().st_size > 1000, "the plot from stored rows alone"
     timing = run("scripts/sampler_sweep.py", *args, "--time", "10", "--batch_size", "7", cwd=tmp_path)
     assert timing.returncode == 0 and timing.stdout.count("s per 1,000 digits (10 digits, ") == 2, timing.stdout
     timed = json.loads((tmp_path / "rows.json").read_text())["rows"]
