@@ -88,8 +88,8 @@ def schedule(steps: int, unet: config.Config) -> list[str]:
             "train.eval_every=0"]
 
 
-def parameters(cfg: config.Config) -> str:
-    return f"{sum(t.numel() for t in build_model(cfg).parameters()) / 1e6:.2f}M"
+def parameters(model) -> str:
+    return f"{sum(t.numel() for t in model.parameters()) / 1e6:.2f}M"
 
 
 def digit_rows(name: str, columns: int = 6) -> np.ndarray:
@@ -175,7 +175,8 @@ def main() -> int:
           "FID (1,000, training digits) |\n| --- | --- | --- | --- | --- | --- | --- |")
     for r in sorted(tuned, key=lambda r: r["fid_train"]):
         c = r["name"]
-        print(f"| {c} | {' '.join(CANDIDATES[c])} | {parameters(config.load(REPO / DEFAULT, transformer(c)))} | "
+        size = parameters(build_model(config.load(REPO / DEFAULT, transformer(c))))
+        print(f"| {c} | {' '.join(CANDIDATES[c])} | {size} | "
               f"{store.find(kind='speed', name=c)['images_per_s']:.1f} | "
               f"{steps(c)} | {r['steps']} | {r['fid_train']:.1f} +- {r['fid_train_std']:.1f} |")
     if args.stage == "tune":
@@ -192,9 +193,9 @@ def main() -> int:
           "recall |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for label, ckpt, settings, key in (("UNet", unet, " ".join([DEFAULT, *args.overrides]), "unet"),
                                        ("transformer", tf, " ".join(CANDIDATES[best]), best)):
-        stored, cfg, _ = checkpoint.load_model(ckpt)
+        stored, cfg, model = checkpoint.load_model(ckpt)
         r, rate = results["transformer" if key == best else "unet"], store.find(kind="speed", name=key)["images_per_s"]
-        print(f"| {label} | {settings} | {parameters(cfg)} | "
+        print(f"| {label} | {settings} | {parameters(model)} | "
               f"{rate:.1f} | {cfg.train.steps} x {cfg.train.batch_size} | "
               f"{stored.get('train_seconds', 0) / 60:.1f} | {r['fid']:.1f} +- {r['fid_bootstrap_std']:.1f} | "
               f"{r['precision']:.3f} | {r['recall']:.3f} |")
