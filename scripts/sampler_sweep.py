@@ -14,7 +14,8 @@ sample.guidance); a guided evaluation runs the network on a doubled batch, which
 
 Sweeps that share the machine (two at a time, OMP_NUM_THREADS=1 each, different --samplers, one
 --rows file) time nothing useful; once they are done, `--time N` re-times every stored row on N
-samples with nothing else running and stores those seconds (and the threads) in the row instead:
+samples with nothing else running and stores those seconds (and the threads) in the row instead;
+`--stored` prints the table of what is stored so far, leaving the budgets not yet measured blank:
 
     OMP_NUM_THREADS=1 python scripts/sampler_sweep.py --checkpoint C --samplers ddpm ddim ddim_eta1 &
     OMP_NUM_THREADS=1 python scripts/sampler_sweep.py --checkpoint C --samplers dpmpp_2m euler heun &
@@ -73,6 +74,8 @@ def main():
     p.add_argument("--batch_size", type=int, help="samples per batch (default: the checkpoint's sample.batch_size); "
                    "the samples do not depend on it, the seconds do")
     p.add_argument("--time", type=int, metavar="N", help="re-time every stored row on N samples (run it alone)")
+    p.add_argument("--stored", action="store_true", help="print (and plot) the stored rows only; measure nothing, "
+                   "so budgets not measured yet stay blank")
     p.add_argument("--data_root", default="data")
     p.add_argument("--cache_dir", default="data/fid_cache")
     p.add_argument("--rows", help="JSON file of measured rows (default: results/sweeps/sampler_NAME.json)")
@@ -82,6 +85,8 @@ def main():
         raise UserError("--nfe budgets must be >= 1 and --num_samples >= 2 (FID needs a covariance)")
     if (args.batch_size is not None and args.batch_size < 1) or (args.time is not None and args.time < 1):
         raise UserError("--batch_size and --time must be >= 1")
+    if args.stored and args.time:
+        raise UserError("--stored measures nothing and --time re-times rows: give one of them")
     ckpt_path = Path(args.checkpoint)
     device = pick_device("auto")
     _, cfg, model = checkpoint.load_model(ckpt_path, device=device)
@@ -115,7 +120,7 @@ def main():
                            "timed_on": args.time}, replace={"variant": variant, "budget": budget})
                 print(f"{variant} x{row['steps']}: {seconds:.1f} s per 1,000 digits ({args.time} digits, "
                       f"{torch.get_num_threads()} threads)", flush=True)
-            if row or args.time:
+            if row or args.time or args.stored:
                 continue
             steps = min(steps_for(sampler, budget), cfg.diffusion.timesteps)
             images, seconds = timed(sampler, steps, eta, args.num_samples)

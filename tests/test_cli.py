@@ -171,5 +171,10 @@ def test_sampler_sweep_measures_each_budget_once_and_resumes(ckpt, tmp_path, fid
     assert timing.returncode == 0 and timing.stdout.count("s per 1,000 digits (10 digits, ") == 2, timing.stdout
     timed = json.loads((tmp_path / "rows.json").read_text())["rows"]
     assert [(r["fid"], r["timed_on"]) for r in timed] == [(r["fid"], 10) for r in rows], "re-timed, FID kept"
+    stored = run("scripts/sampler_sweep.py", *args[:5], "2", "3", "4", *args[7:], "--stored", cwd=tmp_path)
+    assert stored.returncode == 0 and "| 2 evaluations | 3 evaluations | 4 evaluations |" in stored.stdout
+    assert [l for l in stored.stdout.splitlines() if l.startswith("| heun |")][0].endswith(" |  |"), "x4 left blank"
+    assert json.loads((tmp_path / "rows.json").read_text())["rows"] == timed, "--stored measures nothing"
+    assert_user_error(run("scripts/sampler_sweep.py", *args, "--stored", "--time", "5", cwd=tmp_path), "--stored")
     assert_user_error(run("scripts/sampler_sweep.py", *args[:2], "--nfe", "0", cwd=tmp_path), "--nfe")
     assert_user_error(run("scripts/sampler_sweep.py", *args, "--guidance", "1", cwd=tmp_path), "class-conditional")
