@@ -31,7 +31,7 @@ from diffusion.schedule import from_config  # noqa: E402
 from engine import config  # noqa: E402
 from engine.errors import ArgumentParser, UserError, exit_on_user_error  # noqa: E402
 from engine.generation import pick_device  # noqa: E402
-from models.model import build_model  # noqa: E402
+from models.model import build_model, num_parameters  # noqa: E402
 
 
 class Peak:
@@ -60,10 +60,6 @@ class Peak:
                     self.mib = int(line.split()[1]) / 1024
 
 
-def params(model) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def diffusers_unet(widths, blocks: int, attn_levels, dropout: float):
     from diffusers import UNet2DModel
 
@@ -81,7 +77,7 @@ def ddpm_layout(target: int, dropout: float):
     build = lambda w: diffusers_unet((w, 2 * w, 2 * w), 2, (2,), dropout)
     counts = {}
     for w in range(8, 257):  # the count grows with w
-        counts[w] = params(build(w))
+        counts[w] = num_parameters(build(w))
         if counts[w] > target:
             break
     width = min(counts, key=lambda w: abs(counts[w] - target))
@@ -173,7 +169,7 @@ def main(argv=None) -> int:
     our_widths = [m.channels * k for k in m.channel_mult]
     torch.manual_seed(0)
     ours = build_model(cfg).to(device, memory_format=torch.channels_last)
-    others = {"DDPM layout": ddpm_layout(params(ours), m.dropout),
+    others = {"DDPM layout": ddpm_layout(num_parameters(ours), m.dropout),
               "same layout": diffusers_unet(our_widths, m.num_res_blocks, m.attn_levels, m.dropout)}
     for net in others.values():
         net.to(device, memory_format=torch.channels_last)
@@ -182,10 +178,10 @@ def main(argv=None) -> int:
     widths = lambda net: list(net.config.block_out_channels)
     print(f"device {device}, {torch.get_num_threads()} threads; batch {batch}; sampling {s.sampler} x{s.steps}, "
           f"{n} images; median of {args.repeats} turns")
-    print(f"parameters: this project {params(ours):,} (widths {our_widths}, "
+    print(f"parameters: this project {num_parameters(ours):,} (widths {our_widths}, "
           f"blocks per level {m.num_res_blocks}); "
-          + "; ".join(f"diffusers {k} {params(v):,} (widths {widths(v)}, blocks per level {v.config.layers_per_block})"
-                      for k, v in others.items()))
+          + "; ".join(f"diffusers {k} {num_parameters(v):,} (widths {widths(v)}, "
+                      f"blocks per level {v.config.layers_per_block})" for k, v in others.items()))
 
     def call(net):  # diffusers counts levels from 0, this project from 1
         return net if net is ours else lambda xt, t: net(xt, t - 1).sample

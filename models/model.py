@@ -70,6 +70,11 @@ REGISTRY = {
 }
 
 
+def num_parameters(model: nn.Module) -> int:
+    """The number of weights in `model` (every parameter tensor's elements)."""
+    return sum(p.numel() for p in model.parameters())
+
+
 def build_model(cfg) -> nn.Module:
     try:
         builder = REGISTRY[cfg.model.name]

@@ -19,7 +19,7 @@ from engine import config  # noqa: E402
 from engine.errors import ArgumentParser, exit_on_user_error  # noqa: E402
 from engine import inpainting  # noqa: E402
 from engine.generation import generate, pick_device  # noqa: E402
-from models.model import build_model, inputs  # noqa: E402
+from models.model import build_model, inputs, num_parameters  # noqa: E402
 
 
 def forward_flops(model, cfg, device) -> int:
@@ -42,7 +42,7 @@ def main():
     device = pick_device(cfg.train.device)
     torch.manual_seed(0)
     model = build_model(cfg).to(device, memory_format=torch.channels_last)
-    n_params = sum(p.numel() for p in model.parameters())
+    n_params = num_parameters(model)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr)
     sched = from_config(cfg.diffusion)
     x0 = torch.rand(cfg.train.batch_size, 1, 28, 28, device=device) * 2 - 1

@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine import config  # noqa: E402
 from engine.errors import ArgumentParser, UserError, exit_on_user_error  # noqa: E402
-from models.model import build_model  # noqa: E402
+from models.model import build_model, num_parameters  # noqa: E402
 
 
 @exit_on_user_error
@@ -38,7 +38,7 @@ def main(argv=None) -> int:
         if not cfg_path.is_file():
             raise UserError(f"{name}: need {cfg_path} (train.py)")
         cfg = config.load(cfg_path)
-        params = sum(p.numel() for p in build_model(cfg).parameters())
+        params = num_parameters(build_model(cfg))
         d, t = cfg.diffusion, cfg.train
         model = cfg.model.name + (f", {cfg.model.num_classes} classes" if cfg.model.num_classes else "")
         guidance = f", w {s['guidance']:g}" if s.get("guidance") else ""

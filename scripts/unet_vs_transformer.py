@@ -42,7 +42,7 @@ from engine.errors import ArgumentParser, UserError, exit_on_user_error  # noqa:
 from engine.fileio import sha256_file  # noqa: E402
 from engine.generation import digit_grid  # noqa: E402
 from engine.rows import Rows  # noqa: E402
-from models.model import build_model  # noqa: E402
+from models.model import build_model, num_parameters  # noqa: E402
 
 DEFAULT = "configs/default.yaml"
 CANDIDATES = {  # name: overrides of configs/default.yaml
@@ -89,7 +89,7 @@ def schedule(steps: int, unet: config.Config) -> list[str]:
 
 
 def parameters(model) -> str:
-    return f"{sum(t.numel() for t in model.parameters()) / 1e6:.2f}M"
+    return f"{num_parameters(model) / 1e6:.2f}M"
 
 
 def digit_rows(name: str, columns: int = 6) -> np.ndarray:

@@ -139,6 +139,28 @@ def test_leaderboard_ranks_and_survives_bad_files(tmp_path):
     assert csv_lines[0].startswith("rank,student_name,fid") and len(csv_lines) == 6
 
 
+def test_results_table_names_each_run_and_its_config(tmp_path):
+    import torch
+
+    from engine import config
+    from models.model import build_model, num_parameters
+    weights = sum(t.numel() for t in build_model(config.load(REPO / "configs" / "tiny.yaml")).parameters())
+    assert num_parameters(torch.nn.Linear(3, 4)) == 16 and 0 < weights < 10 ** 6
+    (tmp_path / "checkpoints" / "own").mkdir(parents=True)
+    (tmp_path / "checkpoints" / "own" / "config.yaml").write_text((REPO / "configs" / "tiny.yaml").read_text())
+    (tmp_path / "results").mkdir()
+    sampled = {"sampler": "ddim", "steps": 7, "guidance": 0, "checkpoint": "checkpoints/own/final.pt"}
+    for name in "own", "drawn_from_own":  # the second's samples came from own's checkpoint (sample.py --student_name)
+        (tmp_path / "results" / f"{name}.json").write_text(json.dumps(
+            {**_result(name, 12.34, std=0.56), "precision": 0.7, "recall": 0.8, "sampling": sampled}))
+    proc = run("scripts/results_table.py", "own", "drawn_from_own", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = proc.stdout.splitlines()[2:]
+    assert rows == [f"| {n} | unet | {weights / 1e6:.2f}M | v, lognormal | 1500 x 16, 0.001 | ddim x7 | 12.3 +- 0.6 | "
+                    "0.700 | 0.800 |" for n in ("own", "drawn_from_own")]
+    assert_user_error(run("scripts/results_table.py", "own", "missing", cwd=tmp_path), "missing: need results")
+
+
 def test_leaderboard_ranks_inpainting_within_each_mask(tmp_path):
     res = tmp_path / "results"
     res.mkdir()
