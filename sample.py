@@ -2,7 +2,7 @@
 
     python sample.py --checkpoint checkpoints/alice/final.pt --student_name alice [--num_samples 5000]
         [--sampler ddim|ddpm|dpmpp_2m|euler|heun] [--steps S] [--spacing trailing|uniform|leading]
-        [--eta E] [--batch_size B] [--seed K] [--no-ema] [--guidance W] [--digit D]
+        [--eta E] [--batch_size B] [--seed K] [--no-ema] [--guidance W] [--digit D] [--no-progress]
     python sample.py --checkpoint ... --task inpaint [--mask center|box|half|pixels|center8|center12]
         [--mask_size K] [--n N] [--mean_of K] [sample.dc_repeats=R sample.jump_length=J sample.mean_at=F ...]
     python sample.py --checkpoint ... --task course --input masked.npz --out submission.npz
@@ -72,6 +72,7 @@ def parse(argv):
     p.add_argument("--data_root", default="data", help="inpaint: torchvision MNIST root")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    p.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
     p.add_argument("--out_root", default="outputs", help="outputs go to OUT_ROOT/NAME/")
     p.add_argument("overrides", nargs="*", help="inpaint/course: sample.KEY=VALUE or task.mask*=VALUE")
     return p.parse_args(argv)
@@ -164,14 +165,14 @@ def generate_digits(args, cfg, model, device, name: str, source: dict, ctx: dist
     if cfg.data.name == "moons":
         moons.sample_and_save(model, cfg, out_dir, {"student_name": name, **source, "device": str(device)}, n=n,
                               seed=seed, device=device, sampler=sampler, steps=steps, spacing=spacing,
-                              sigmas=sigmas, eta=eta, batch_size=batch_size)
+                              sigmas=sigmas, eta=eta, batch_size=batch_size, progress=not args.no_progress)
         print(f"{n} points -> {out_dir}/samples.npz; plots: {out_dir}/moons.png, {out_dir}/generated.png, "
               f"{out_dir}/reverse.png")
         return 0
     start = time.perf_counter()
     images = generate(model, cfg, n, seed=seed, sampler=sampler, steps=steps, eta=eta, batch_size=batch_size,
                       device=device, spacing=spacing, sigmas=sigmas, guidance=guidance, digit=digit,
-                      indices=ctx.share(n), progress=ctx.main)
+                      indices=ctx.share(n), progress=ctx.main and not args.no_progress)
     images = distributed.gather_to_main(ctx, images)  # every sample's noise is its own: the split changes nothing
     seconds = time.perf_counter() - start
     if not ctx.main:
@@ -233,7 +234,7 @@ def inpaint_test_digits(args, members: list, weights: list[float], device, name:
     mask = masks.make(k.mask, len(indices), size=k.mask_size, fraction=k.mask_fraction, generator=gen)
     out_dir = ensure_dir(Path(args.out_root) / name / "inpaint")
 
-    def run(images, hole, progress=True):
+    def run(images, hole, progress=not args.no_progress):
         return complete_ensemble(members, weights, images, hole, gen, batch_size=s.batch_size, device=device,
                                  progress=progress)
 
@@ -292,7 +293,7 @@ def course(args, members: list, weights: list[float], device) -> int:
     s = members[0][1].sample
     gen = torch.Generator().manual_seed(s.seed if args.seed is None else args.seed)
     done = complete_ensemble(members, weights, torch.from_numpy(as_u8), mask, gen, batch_size=s.batch_size,
-                             device=device)
+                             device=device, progress=not args.no_progress)
     out = flat.copy()
     hole = mask[:, 0].numpy()
     out[hole] = done[hole] if arr.dtype == np.uint8 else (done[hole] * (scale / 255.0)).astype(arr.dtype)

@@ -36,8 +36,9 @@ def test_sample_writes_exactly_n_files_and_replaces_old_runs(ckpt, tmp_path):
     assert meta["checkpoint"] == str(ckpt) and meta["ema"] is True
     assert Image.open(out / "grid.png").size[0] > 28
 
-    again = run("sample.py", *args, "--num_samples", "3", cwd=tmp_path)
+    again = run("sample.py", *args, "--num_samples", "3", "--no-progress", cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
+    assert "images (" not in again.stderr and "3 samples in " in again.stdout, "--no-progress: the summary only"
     assert len(list((out / "samples").iterdir())) == 3
     assert np.array_equal(np.load(out / "samples.npz")["images"], images[:3]), "same seed, same first batch"
     assert sorted(p.name for p in out.iterdir()) == ["grid.png", "samples", "samples.json", "samples.npz"]
