@@ -80,6 +80,8 @@ def sampler_sweep(path: str | Path, lines: dict[str, list[tuple[int, float, floa
                   title: str) -> None:
     """FID against network evaluations and against seconds per 1,000 digits, one line per sampler;
     `lines[name]` holds (evaluations, FID, its spread, seconds per 1,000) points."""
+    from matplotlib.ticker import FuncFormatter
+
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
     for name, points in lines.items():
         nfe, fid, spread, seconds = map(np.asarray, zip(*sorted(points)))
@@ -91,6 +93,10 @@ def sampler_sweep(path: str | Path, lines: dict[str, list[tuple[int, float, floa
         ax.set_yscale("log")
         ax.set_xlabel(label)
         ax.grid(alpha=0.3)
+    plain = FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "125" else "")  # 5, 10, 20, not 6 x 10^0
+    for ax in axes:
+        ax.xaxis.set_major_formatter(plain)
+        ax.xaxis.set_minor_formatter(plain)
     axes[0].set_ylabel("FID (log scale)")
     axes[0].legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
