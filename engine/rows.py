@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
+import numpy as np
+
 from engine.errors import UserError
-from engine.fileio import ensure_dir, write_json
+from engine.fileio import atomic_path, ensure_dir, write_json
 
 
 class Rows:
@@ -42,3 +45,29 @@ class Rows:
         self.rows = rows + ([] if row in rows else [row])
         write_json(self.path, {**self.header, "rows": self.rows})
         return row
+
+    def generate(self, name: str, n: int, chunk: int, make) -> tuple[np.ndarray, float]:
+        """The n outputs of `make(indices)` (an array per index, such as generation.generate's digits)
+        and the seconds spent in `make`, made `chunk` indices at a time. After each chunk the outputs
+        so far are stored beside the rows file (NAME.partial.npz, with this store's key), so a row
+        killed midway resumes from its last chunk; the file is removed once all n are made. The
+        outputs equal one call on all n when sample i depends on i alone (keyed noise) and `chunk`
+        is a multiple of the batch size."""
+        path = self.path.with_name(f"{self.path.stem}.{name}.partial.npz")
+        key = json.dumps({**self.key, "name": name, "n": n}, sort_keys=True)
+        parts, seconds = [], 0.0
+        if path.is_file():
+            with np.load(path) as stored:
+                if str(stored["key"]) == key:
+                    parts, seconds = [stored["done"]], float(stored["seconds"])
+        done = sum(len(p) for p in parts)
+        while done < n:
+            start = time.perf_counter()
+            parts.append(make(np.arange(done, min(n, done + chunk))))
+            seconds += time.perf_counter() - start
+            done += len(parts[-1])
+            if done < n:
+                with atomic_path(path) as tmp, open(tmp, "wb") as f:
+                    np.savez(f, done=np.concatenate(parts), seconds=seconds, key=key)
+        path.unlink(missing_ok=True)
+        return np.concatenate(parts), seconds

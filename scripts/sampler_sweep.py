@@ -7,10 +7,11 @@ the fewest network evaluations at which some sampler comes within 10% of the bes
 Rows: ddpm, ddim (eta 0), ddim_eta1 (eta 1), dpmpp_2m, euler, heun (Karras sigmas), each at the most
 steps within every budget of network evaluations (Heun takes two per step but the last). Every row
 (FID of the EMA weights' samples with its bootstrap spread, seconds per 1,000 digits) is stored in
---rows as soon as it is measured, keyed by the checkpoint's sha256, so a killed sweep resumes where
-it stopped. Seconds are this machine's at the moment: time the rows alone on a quiet machine. A
-class-conditional checkpoint is sampled balanced over the digits with --guidance (default: its own
-sample.guidance); a guided evaluation runs the network on a doubled batch, which the seconds show.
+--rows as soon as it is measured, keyed by the checkpoint's sha256, and the digits of the row being
+measured are saved every --chunk digits, so a killed sweep resumes where it stopped. Seconds are
+this machine's at the moment: time the rows alone on a quiet machine. A class-conditional
+checkpoint is sampled balanced over the digits with --guidance (default: its own sample.guidance);
+a guided evaluation runs the network on a doubled batch, which the seconds show.
 
 Sweeps that share the machine (two at a time, OMP_NUM_THREADS=1 each, different --samplers, one
 --rows file) time nothing useful; once they are done, `--time N` re-times every stored row on N
@@ -73,6 +74,8 @@ def main():
                    "checkpoint's sample.guidance; the default config's is 0.25)")
     p.add_argument("--batch_size", type=int, help="samples per batch (default: the checkpoint's sample.batch_size); "
                    "the samples do not depend on it, the seconds do")
+    p.add_argument("--chunk", type=int, default=500, help="digits made between saves: a row killed midway "
+                   "resumes from its last chunk (a multiple of --batch_size keeps the digits those of one run)")
     p.add_argument("--time", type=int, metavar="N", help="re-time every stored row on N samples (run it alone)")
     p.add_argument("--stored", action="store_true", help="print (and plot) the stored rows only; measure nothing, "
                    "so budgets not measured yet stay blank")
@@ -83,8 +86,9 @@ def main():
     args = p.parse_args()
     if min(args.nfe) < 1 or args.num_samples < 2:
         raise UserError("--nfe budgets must be >= 1 and --num_samples >= 2 (FID needs a covariance)")
-    if (args.batch_size is not None and args.batch_size < 1) or (args.time is not None and args.time < 1):
-        raise UserError("--batch_size and --time must be >= 1")
+    if (args.batch_size is not None and args.batch_size < 1) or (args.time is not None and args.time < 1) \
+            or args.chunk < 1:
+        raise UserError("--batch_size, --chunk and --time must be >= 1")
     if args.stored and args.time:
         raise UserError("--stored measures nothing and --time re-times rows: give one of them")
     ckpt_path = Path(args.checkpoint)
@@ -104,18 +108,24 @@ def main():
     def reference():  # loaded for the first row measured: re-timing and reprinting score nothing
         return lenet_reference(args.data_root, args.cache_dir)
 
+    def make(sampler, steps, eta, indices, n=args.num_samples, log=True):
+        images = generate(model, cfg, n, seed=args.seed, sampler=sampler, steps=steps, eta=eta, guidance=guidance,
+                          batch_size=batch_size, device=device, progress=False, indices=indices)
+        if log:
+            print(f"  {sampler} x{steps}: digits {indices[0]}-{indices[-1]} of {n} made", flush=True)
+        return images
+
     def timed(sampler, steps, eta, n):
         start = time.perf_counter()
-        images = generate(model, cfg, n, seed=args.seed, sampler=sampler, steps=steps, eta=eta, guidance=guidance,
-                          batch_size=batch_size, device=device, progress=False)
-        return images, 1000 * (time.perf_counter() - start) / n
+        make(sampler, steps, eta, np.arange(n), n, log=False)
+        return 1000 * (time.perf_counter() - start) / n
 
     for variant in args.samplers:
         sampler, eta = VARIANTS[variant]
         for budget in args.nfe:
             row = store.find(variant=variant, budget=budget)
             if args.time and row:
-                _, seconds = timed(sampler, row["steps"], eta, args.time)
+                seconds = timed(sampler, row["steps"], eta, args.time)
                 store.add({**row, "seconds_per_1000": seconds, "threads": torch.get_num_threads(),
                            "timed_on": args.time}, replace={"variant": variant, "budget": budget})
                 print(f"{variant} x{row['steps']}: {seconds:.1f} s per 1,000 digits ({args.time} digits, "
@@ -123,7 +133,9 @@ def main():
             if row or args.time or args.stored:
                 continue
             steps = min(steps_for(sampler, budget), cfg.diffusion.timesteps)
-            images, seconds = timed(sampler, steps, eta, args.num_samples)
+            images, seconds = store.generate(f"{variant}_x{budget}", args.num_samples, args.chunk,
+                                             functools.partial(make, sampler, steps, eta))
+            seconds *= 1000 / args.num_samples
             extract, ref = reference()
             fid, fid_std = fid_with_spread(extract(images), ref)
             row = store.add({"variant": variant, "sampler": sampler, "eta": eta, "budget": budget, "steps": steps,

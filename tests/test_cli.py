@@ -157,8 +157,9 @@ def test_sampler_sweep_measures_each_budget_once_and_resumes(ckpt, tmp_path, fid
     from tests.conftest import DATA_ROOT
     args = ["--checkpoint", ckpt, "--samplers", "heun", "--nfe", "2", "3", "--num_samples", "20",
             "--data_root", DATA_ROOT, "--cache_dir", fid_cache, "--rows", tmp_path / "rows.json"]
-    proc = run("scripts/sampler_sweep.py", *args, "--plot", tmp_path / "sweep.png", cwd=tmp_path)
+    proc = run("scripts/sampler_sweep.py", *args, "--plot", tmp_path / "sweep.png", "--chunk", "8", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "heun x2: digits 16-19 of 20 made" in proc.stdout and not list(tmp_path.glob("*.partial.npz"))
     rows = json.loads((tmp_path / "rows.json").read_text())["rows"]
     assert [(r["variant"], r["budget"], r["steps"], r["nfe"]) for r in rows] == [("heun", 2, 1, 1), ("heun", 3, 2, 3)]
     assert all(r["fid"] > 0 and r["fid_std"] > 0 and r["seconds_per_1000"] > 0 for r in rows)
@@ -178,4 +179,5 @@ def test_sampler_sweep_measures_each_budget_once_and_resumes(ckpt, tmp_path, fid
     assert json.loads((tmp_path / "rows.json").read_text())["rows"] == timed, "--stored measures nothing"
     assert_user_error(run("scripts/sampler_sweep.py", *args, "--stored", "--time", "5", cwd=tmp_path), "--stored")
     assert_user_error(run("scripts/sampler_sweep.py", *args[:2], "--nfe", "0", cwd=tmp_path), "--nfe")
+    assert_user_error(run("scripts/sampler_sweep.py", *args[:2], "--chunk", "0", cwd=tmp_path), "--chunk")
     assert_user_error(run("scripts/sampler_sweep.py", *args, "--guidance", "1", cwd=tmp_path), "class-conditional")
