@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from dataio.images import save_npz
 from engine.errors import UserError
-from engine.fileio import atomic_path, ensure_dir, write_json
+from engine.fileio import ensure_dir, write_json
 
 
 class Rows:
@@ -67,7 +68,6 @@ class Rows:
             seconds += time.perf_counter() - start
             done += len(parts[-1])
             if done < n:
-                with atomic_path(path) as tmp, open(tmp, "wb") as f:
-                    np.savez(f, done=np.concatenate(parts), seconds=seconds, key=key)
+                save_npz(path, done=np.concatenate(parts), seconds=seconds, key=key)
         path.unlink(missing_ok=True)
         return np.concatenate(parts), seconds
