@@ -2,7 +2,9 @@
 library versions. Written atomically; read with torch.load(weights_only=True) only."""
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
+import json
 import platform
 import random
 from pathlib import Path
@@ -100,6 +102,19 @@ def load_weights(model: torch.nn.Module, state: dict, path, what: str = "model")
         detail = next((l.strip() for l in str(e).splitlines()[1:] if l.strip()), str(e))
         raise UserError(f"{path} holds {what} weights of another architecture ({detail[:150]}); "
                         "build the model from the config it was trained with") from None
+
+
+def weights_sha256(ckpt: dict) -> str:
+    """sha256 of what a checkpoint's samples depend on: its model, diffusion and sample config and its EMA
+    weights (names, dtypes, shapes, bytes). Unlike the file's sha256 it ignores the bookkeeping
+    (training seconds, optimizer, RNG states), so a bit-identical retrain (the same command, seed,
+    thread count and library versions) keeps the measurements keyed by it."""
+    h = hashlib.sha256(json.dumps({k: ckpt["config"][k] for k in ("model", "diffusion", "sample")},
+                                  sort_keys=True).encode())
+    for name, t in sorted(unwrapped(ckpt["ema"]["model"]).items()):
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def load_model(path, *, ema: bool = True, device: torch.device = torch.device("cpu")):

@@ -21,7 +21,6 @@ import numpy as np  # noqa: E402
 from dataio import plots  # noqa: E402
 from engine import checkpoint  # noqa: E402
 from engine.errors import ArgumentParser, UserError, exit_on_user_error  # noqa: E402
-from engine.fileio import sha256_file  # noqa: E402
 from engine.generation import class_labels, digit_grid, generate, pick_device  # noqa: E402
 from engine.rows import Rows  # noqa: E402
 from metrics import features  # noqa: E402
@@ -59,14 +58,14 @@ def main(argv=None) -> int:
         raise UserError("--weights must be >= 0, and --num_samples at least 20 and 10 x --columns")
     ckpt_path = Path(args.checkpoint)
     device = pick_device("auto")
-    _, cfg, model = checkpoint.load_model(ckpt_path, device=device)
+    ckpt, cfg, model = checkpoint.load_model(ckpt_path, device=device)
     if cfg.model.num_classes != 10 or cfg.task.name != "generate":
         raise UserError(f"{ckpt_path} is not a class-conditional digit generator; train one with model.num_classes=10")
     sampler, steps = args.sampler or cfg.sample.sampler, args.steps or cfg.sample.steps
     ref = lenet_reference(args.data_root, args.cache_dir)[1] if args.reference == "test" else \
         training_reference(args.data_root)
     lenet = features.load_lenet()
-    key = {"checkpoint_sha256": sha256_file(ckpt_path), "num_samples": args.num_samples, "seed": args.seed,
+    key = {"weights_sha256": checkpoint.weights_sha256(ckpt), "num_samples": args.num_samples, "seed": args.seed,
            "sampler": sampler, "steps": steps, "columns": args.columns, "reference": args.reference}
     store = Rows(args.rows or f"results/sweeps/guidance_{ckpt_path.parent.name}.json", key, checkpoint=str(ckpt_path))
     labels = class_labels(args.num_samples, -1).numpy()  # the digits generate() asks for

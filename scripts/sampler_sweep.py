@@ -7,8 +7,9 @@ the fewest network evaluations at which some sampler comes within 10% of the bes
 Rows: ddpm, ddim (eta 0), ddim_eta1 (eta 1), dpmpp_2m, euler, heun (Karras sigmas), each at the most
 steps within every budget of network evaluations (Heun takes two per step but the last). Every row
 (FID of the EMA weights' samples with its bootstrap spread, seconds per 1,000 digits) is stored in
---rows as soon as it is measured, keyed by the checkpoint's sha256, and the digits of the row being
-measured are saved every --chunk digits, so a killed sweep resumes where it stopped. Seconds are
+--rows as soon as it is measured, keyed by the sha256 of the weights sampled (checkpoint.weights_sha256,
+which a bit-identical retrain keeps), and the digits of the row being measured are saved every --chunk
+digits, so a killed sweep resumes where it stopped. Seconds are
 this machine's at the moment: time the rows alone on a quiet machine. A class-conditional
 checkpoint is sampled balanced over the digits with --guidance (default: its own sample.guidance);
 a guided evaluation runs the network on a doubled batch, which the seconds show.
@@ -36,7 +37,6 @@ from dataio import plots  # noqa: E402
 from diffusion.samplers import evaluations, steps_for  # noqa: E402
 from engine import checkpoint  # noqa: E402
 from engine.errors import ArgumentParser, UserError, exit_on_user_error  # noqa: E402
-from engine.fileio import sha256_file  # noqa: E402
 from engine.generation import generate, pick_device  # noqa: E402
 from engine.rows import Rows  # noqa: E402
 from metrics.evaluation import fid_with_spread, lenet_reference  # noqa: E402
@@ -93,13 +93,13 @@ def main():
         raise UserError("--stored measures nothing and --time re-times rows: give one of them")
     ckpt_path = Path(args.checkpoint)
     device = pick_device("auto")
-    _, cfg, model = checkpoint.load_model(ckpt_path, device=device)
+    ckpt, cfg, model = checkpoint.load_model(ckpt_path, device=device)
     if cfg.task.name != "generate" or cfg.data.name != "mnist":
         raise UserError(f"{ckpt_path} is not an MNIST generation checkpoint; the sweep scores digits")
     guidance = cfg.sample.guidance if args.guidance is None else args.guidance
     if guidance and not cfg.model.num_classes:
         raise UserError(f"--guidance needs a class-conditional checkpoint; {ckpt_path} is unconditional")
-    key = {"checkpoint_sha256": sha256_file(ckpt_path), "num_samples": args.num_samples, "seed": args.seed,
+    key = {"weights_sha256": checkpoint.weights_sha256(ckpt), "num_samples": args.num_samples, "seed": args.seed,
            "guidance": guidance}
     store = Rows(args.rows or f"results/sweeps/sampler_{ckpt_path.parent.name}.json", key, checkpoint=str(ckpt_path))
     batch_size = args.batch_size or cfg.sample.batch_size

@@ -8,7 +8,7 @@ from engine.rows import Rows
 
 
 def test_two_stores_on_one_file_keep_each_others_rows(tmp_path):
-    path, key = tmp_path / "rows.json", {"checkpoint_sha256": "abc", "seed": 0}
+    path, key = tmp_path / "rows.json", {"weights_sha256": "abc", "seed": 0}
     a, b = Rows(path, key, checkpoint="c.pt"), Rows(path, key, checkpoint="c.pt")  # two sweeps side by side
     a.add({"variant": "ddpm", "fid": 3.0})
     b.add({"variant": "heun", "fid": 4.0})
@@ -22,7 +22,7 @@ def test_two_stores_on_one_file_keep_each_others_rows(tmp_path):
 
 
 def test_generate_resumes_a_killed_row_from_its_last_chunk(tmp_path):
-    path, key = tmp_path / "rows.json", {"checkpoint_sha256": "abc", "seed": 0}
+    path, key = tmp_path / "rows.json", {"weights_sha256": "abc", "seed": 0}
     asked = []
 
     def make(indices, kill_after=None):

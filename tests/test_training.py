@@ -117,6 +117,24 @@ def test_checkpoint_round_trip(trained):
     assert log[0] == "\t".join(LOG_FIELDS) and [r.split("\t")[0] for r in log[1:]] == ["2", "4"]
 
 
+def test_weights_sha256_keys_what_sampling_reads(trained):
+    """Bookkeeping (training seconds, optimizer, raw weights) leaves the key; one ulp of one EMA weight
+    or a diffusion setting changes it."""
+    ckpt = checkpoint.load(trained / "checkpoints" / "tiny_test" / "final.pt")
+    key = checkpoint.weights_sha256(ckpt)
+    same = copy.deepcopy(ckpt)
+    same.update(train_seconds=ckpt["train_seconds"] + 1.0, optimizer={}, rng={})
+    same["model"] = {k: v + 1 for k, v in ckpt["model"].items()}
+    assert checkpoint.weights_sha256(same) == key
+    nudged = copy.deepcopy(ckpt)
+    name, w = next((k, v) for k, v in nudged["ema"]["model"].items() if v.is_floating_point())
+    w.view(-1)[0] = torch.nextafter(w.view(-1)[0], torch.tensor(float("inf")))
+    assert checkpoint.weights_sha256(nudged) != key, name
+    other = copy.deepcopy(ckpt)
+    other["config"]["diffusion"]["prediction"] = "eps" if ckpt["config"]["diffusion"]["prediction"] != "eps" else "v"
+    assert checkpoint.weights_sha256(other) != key
+
+
 def _train_args(cfg_path, name, *extra):
     return ["--config", cfg_path, "--student_name", name, "--no-progress", *TINY, "train.steps=30",
             "train.ckpt_every=10", *extra]
@@ -165,6 +183,7 @@ def test_killed_run_resumes_bit_identical(tmp_path, tiny_config):
         assert final["step"] == 30
         for part in ("model", "ema", "optimizer", "scheduler"):
             _tensors_equal(final[part], reference[part], f"{name}:{part}")
+        assert checkpoint.weights_sha256(final) == checkpoint.weights_sha256(reference), name
         steps = [int(r.split("\t")[0]) for r in (tmp_path / "checkpoints" / name / "log.tsv").read_text().splitlines()[1:]]
         assert steps == list(range(2, 31, 2)), "log rows duplicated or lost across the resume"
 
