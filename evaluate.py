@@ -90,6 +90,9 @@ def main(argv=None) -> int:
           f"precision {r['precision']:.3f}, recall {r['recall']:.3f}, KID {r['kid_mean']:.5f}, "
           f"copies {r['copy_share']:.1%}, near-duplicates {r['near_duplicate_share']:.1%}, "
           f"{len(images)} samples -> {results_dir / (name + '.json')}")
+    if "label_agreement" in r:
+        print(f"label agreement {r['label_agreement']:.1%}: the shipped classifier reads the digit each sample was "
+              f"asked for (the test digits' own: {r['label_agreement_test']:.1%})")
     if not r["ranked"]:
         print(f"not ranked: {r['not_ranked_reason']}")
     return 0

@@ -27,7 +27,8 @@ from engine.errors import ArgumentParser, exit_on_user_error
 from engine.fileio import atomic_path, ensure_dir, write_text
 
 COLUMNS = ("rank", "student_name", "fid", "fid_std", "x_floor", "kid", "precision", "recall", "density",
-           "coverage", "class_kl", "confidence", "num_samples", "verified", "copies", "near_duplicates", "noise")
+           "coverage", "class_kl", "confidence", "labels", "label_agreement", "num_samples", "verified", "copies",
+           "near_duplicates", "noise")
 UNRANKED_COLUMNS = COLUMNS[:-1] + ("not_ranked_reason",)
 REQUIRED_KEYS = ("student_name", "num_samples", "fid", "fid_bootstrap_std", "kid_mean")
 INPAINT_COLUMNS = ("mask", "rank", "student_name", "method", "hole_mse", "hole_mse_sem", "hole_psnr", "hole_l1",
@@ -84,8 +85,18 @@ def _row(e: dict, rank_) -> dict:
             "kid": g("kid_mean", ".5f"), "precision": g("precision", ".3f"), "recall": g("recall", ".3f"),
             "density": g("density", ".3f"), "coverage": g("coverage", ".3f"),
             "class_kl": g("class_kl_to_uniform", ".4f"), "confidence": g("mean_confidence", ".3f"),
+            "labels": _labels(e), "label_agreement": g("label_agreement", ".1%"),
             "num_samples": e["num_samples"], "verified": _verified(e), "copies": g("copy_share", ".1%"),
             "near_duplicates": g("near_duplicate_share", ".1%"), "_grid": e.get("grid")}
+
+
+def _labels(e: dict) -> str:
+    """Whether the samples came from a class-conditional model: "yes, w 0.25" (its guidance weight),
+    "no", or "?" (samples.json does not say: evaluate.py on samples from elsewhere, or an older one)."""
+    s = e.get("sampling") or {}
+    if "num_classes" not in s:
+        return "?"
+    return f"yes, w {s.get('guidance', 0):g}" if s["num_classes"] else "no"
 
 
 def _verified(e: dict) -> str:

@@ -153,6 +153,9 @@ def generate_digits(args, cfg, model, device, name: str, source: dict, ctx: dist
     if (args.guidance or args.digit is not None) and not cfg.model.num_classes:
         raise UserError(f"{ckpt_path} is an unconditional model: --guidance and --digit need one trained with "
                         "model.num_classes=10")
+    if guidance > 0 and not cfg.train.label_dropout:
+        raise UserError(f"{ckpt_path} was trained with train.label_dropout=0, so its 'no label' prediction is untrained "
+                        "and guidance would extrapolate from it; sample with --guidance 0")
     if sampler in ("euler", "heun") and cfg.diffusion.zero_terminal_snr:
         raise UserError(f"--sampler {sampler} needs a finite sigma_max, but {ckpt_path} was trained with "
                         "zero_terminal_snr; use ddim, ddpm or dpmpp_2m")
@@ -179,6 +182,7 @@ def generate_digits(args, cfg, model, device, name: str, source: dict, ctx: dist
         return 0
     meta = {"student_name": name, "num_samples": int(n), **source, "sampler": sampler, "steps": steps,
             "spacing": spacing, "sigmas": sigmas, "eta": eta, "guidance": guidance, "digit": digit, "seed": seed,
+            "num_classes": cfg.model.num_classes,
             "batch_size": batch_size, "processes": ctx.world, **_timing(device, seconds, n)}
     with atomic_dir(out_dir / "samples") as tmp:
         write_png_folder(tmp, images)
@@ -234,17 +238,17 @@ def inpaint_test_digits(args, members: list, weights: list[float], device, name:
     mask = masks.make(k.mask, len(indices), size=k.mask_size, fraction=k.mask_fraction, generator=gen)
     out_dir = ensure_dir(Path(args.out_root) / name / "inpaint")
 
-    def run(images, hole, progress=not args.no_progress):
-        return complete_ensemble(members, weights, images, hole, gen, batch_size=s.batch_size, device=device,
-                                 progress=progress)
+    def run(images, hole, draw=0, progress=not args.no_progress):
+        return complete_ensemble(members, weights, images, hole, seed, batch_size=s.batch_size, device=device,
+                                 draw=draw, progress=progress)
 
     start = time.perf_counter()
     done = run(originals, mask)
     seconds = time.perf_counter() - start
     rows = [done[:PANEL_DIGITS]]
     if any(c.task.name != "complete" for _, c in members):  # more draws of the same digits show the posterior
-        for _ in range(PANEL_SAMPLES - 1):
-            rows.append(run(originals[:PANEL_DIGITS], mask[:PANEL_DIGITS], progress=False))
+        for draw in range(1, PANEL_SAMPLES):
+            rows.append(run(originals[:PANEL_DIGITS], mask[:PANEL_DIGITS], draw, progress=False))
     save_rows(out_dir / "samples.png", panel_rows(originals[:PANEL_DIGITS], mask[:PANEL_DIGITS], rows))
     save_npz(out_dir / "completions.npz", images=done, indices=indices.numpy(), masks=mask[:, 0].numpy())
     method = ensemble_name([c for _, c in members], weights)
@@ -291,8 +295,8 @@ def course(args, members: list, weights: list[float], device) -> int:
     as_u8 = np.clip(np.rint(flat.astype(np.float64) * (255.0 / scale)), 0, 255).astype(np.uint8)
     mask = masks.make(COURSE_MASK, len(flat))
     s = members[0][1].sample
-    gen = torch.Generator().manual_seed(s.seed if args.seed is None else args.seed)
-    done = complete_ensemble(members, weights, torch.from_numpy(as_u8), mask, gen, batch_size=s.batch_size,
+    done = complete_ensemble(members, weights, torch.from_numpy(as_u8), mask, s.seed if args.seed is None else args.seed,
+                             batch_size=s.batch_size,
                              device=device, progress=not args.no_progress)
     out = flat.copy()
     hole = mask[:, 0].numpy()

@@ -6,11 +6,18 @@ import torch
 from diffusion.schedule import Schedule
 
 
+def _on_device(table: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """table[t] for a float64 CPU table of the levels 0..T: cast to like's dtype on the CPU first, so
+    no float64 tensor reaches a device (Apple's mps has no float64), then gathered on like's device."""
+    return table.to(like.dtype).to(like.device)[t.long()]
+
+
 def _coef(sched: Schedule, t: torch.Tensor, like: torch.Tensor):
-    """sqrt(alpha_bar_t) and sqrt(1 - alpha_bar_t) at integer levels t, broadcast to `like`."""
-    ab = sched.alpha_bar.to(like.device)[t.long()]
+    """sqrt(alpha_bar_t) and sqrt(1 - alpha_bar_t) at integer levels t, broadcast to `like` (computed in
+    float64, then cast)."""
     shape = (-1,) + (1,) * (like.dim() - 1)
-    return ab.sqrt().to(like.dtype).view(shape), (1 - ab).sqrt().to(like.dtype).view(shape)
+    ab = sched.alpha_bar
+    return _on_device(ab.sqrt(), t, like).view(shape), _on_device((1 - ab).sqrt(), t, like).view(shape)
 
 
 def q_sample(sched: Schedule, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
@@ -49,7 +56,7 @@ LEVEL_SAMPLINGS = ("uniform", "lognormal")
 
 
 def sample_levels(sched: Schedule, n: int, generator: torch.Generator | None = None, how: str = "uniform",
-                  p_mean: float = -1.2, p_std: float = 1.2) -> torch.Tensor:
+                  p_mean: float = -1.2, p_std: float = 1.2, uniform_share: float = 0.0) -> torch.Tensor:
     """n training levels t in 1..T (int64, on the CPU).
 
     uniform:   t ~ U{1..T} (Ho et al. 2020).
@@ -57,7 +64,11 @@ def sample_levels(sched: Schedule, n: int, generator: torch.Generator | None = N
                noise-level distribution of EDM (Karras et al. 2022, arXiv:2206.00364, Table 1), mapped
                to the integer level whose log sigma is nearest, clamped to the schedule's range. It
                puts the training signal on the middle levels, where the denoiser's error shapes the
-               samples, instead of spending most of it near pure noise and near clean data."""
+               samples, instead of spending most of it near pure noise and near clean data.
+    uniform_share: that share of the n levels (each by a coin flip drawn after the lognormal draws) is
+               replaced by t ~ U{1..T}. Log-normal levels alone almost never reach the noisiest levels
+               (with the linear schedule, t >= 700 is log sigma more than 3 p_std above p_mean), yet the
+               samplers start there: a trailing 10-step walk evaluates t = 1000, 900, 800 and 700."""
     if how == "uniform":
         return torch.randint(1, sched.T + 1, (n,), generator=generator)
     if how != "lognormal":
@@ -67,7 +78,16 @@ def sample_levels(sched: Schedule, n: int, generator: torch.Generator | None = N
     z = torch.randn(n, generator=generator) * p_std + p_mean
     i = torch.searchsorted(log_sigma, z).clamp(1, sched.T - 1)  # log_sigma[i - 1] < z <= log_sigma[i]
     nearer_below = (z - log_sigma[i - 1]) < (log_sigma[i] - z)
-    return i + 1 - nearer_below.long()  # level = index + 1
+    levels = i + 1 - nearer_below.long()  # level = index + 1
+    if uniform_share > 0:
+        coin = torch.rand(n, generator=generator) < uniform_share
+        levels = torch.where(coin, torch.randint(1, sched.T + 1, (n,), generator=generator), levels)
+    return levels
+
+
+def config_levels(sched: Schedule, n: int, d, generator: torch.Generator | None = None) -> torch.Tensor:
+    """sample_levels with the level sampling of a DiffusionConfig `d`."""
+    return sample_levels(sched, n, generator, d.level_sampling, d.p_mean, d.p_std, d.level_uniform)
 
 
 def loss_weight(weighting: str, prediction: str, snr: torch.Tensor, min_snr_gamma: float = 5.0, p2_k: float = 1.0,
@@ -126,8 +146,10 @@ def training_loss(denoiser, sched: Schedule, x0: torch.Tensor, prediction: str =
         sq_err = sq_err * pixel_weight
     per_sample = sq_err.flatten(1).mean(1)
     if weighting != "uniform":
-        ab = sched.alpha_bar.to(x0.device)[t]
-        per_sample = per_sample * loss_weight(weighting, prediction, ab / (1 - ab), **weight_args).float()
+        ab = sched.alpha_bar[1:]  # levels 1..T: the weight of level 0 (snr = inf) is never used
+        table = torch.cat([torch.zeros(1, dtype=ab.dtype), loss_weight(weighting, prediction, ab / (1 - ab),
+                                                                       **weight_args)])
+        per_sample = per_sample * _on_device(table, t, per_sample)
     return per_sample.mean()
 
 
@@ -136,7 +158,7 @@ def config_loss(denoiser, sched: Schedule, x0: torch.Tensor, d, generator: torch
                 t: torch.Tensor | None = None, noise: torch.Tensor | None = None):
     """training_loss with the target, weighting, level sampling and self-conditioning of a DiffusionConfig `d`."""
     if t is None:
-        t = sample_levels(sched, x0.shape[0], generator, d.level_sampling, d.p_mean, d.p_std).to(x0.device)
+        t = config_levels(sched, x0.shape[0], d, generator).to(x0.device)
     return training_loss(denoiser, sched, x0, d.prediction, generator, d.loss_weighting, self_cond=d.self_cond,
                          labels=labels, pixel_weight=pixel_weight, t=t, noise=noise, min_snr_gamma=d.min_snr_gamma,
                          p2_k=d.p2_k, p2_gamma=d.p2_gamma)

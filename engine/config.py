@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from engine.config_rules import RANGES, choices, validate
+from engine.config_rules import PAIRS, RANGES, choices, validate
 from engine.errors import UserError
 
 
@@ -61,6 +61,8 @@ class DiffusionConfig:
                                          "N(p_mean, p_std^2), EDM's (Karras et al. 2022), rounded to the nearest level")
     p_mean: float = opt(-1.2, "lognormal level sampling: mean of log sigma, sigma = sqrt((1 - alpha_bar) / alpha_bar)")
     p_std: float = opt(1.2, "lognormal level sampling: std of log sigma (> 0)")
+    level_uniform: float = opt(0.0, "lognormal level sampling: share of levels drawn from U{1..T} instead, so the "
+                                    "noisiest levels the samplers start from are trained too; in [0, 1]")
     self_cond: bool = opt(False, "self-conditioning (Chen et al. 2022): half the batches train on the model's own "
                                  "x0 estimate, and samplers feed it back")
 
@@ -76,7 +78,11 @@ class TrainConfig:
     lr_schedule: str = opt("cosine", "after the warmup: cosine decay to 0, or constant")
     clip_grad: float = opt(1.0, "max gradient norm; 0 disables clipping")
     ema_decay: float = opt(0.9999, "EMA decay, in [0, 1)")
-    ema_warmup: bool = opt(True, "EMA decay min(ema_decay, (1 + n) / (10 + n)) after n updates")
+    ema_warmup: bool = opt(True, "EMA decay min(ema_decay, (1 + n) / (10 + n)) after n updates (it reaches "
+                                 "ema_decay only after (10 ema_decay - 1) / (1 - ema_decay) updates: 8,990 for 0.999)")
+    ema_sigma_rel: float = opt(0.0, "> 0: EDM2's power-function EMA instead (Karras et al. 2024): the average spans "
+                                    "this share of the training so far (0.05-0.15), at any run length; replaces "
+                                    "ema_decay and ema_warmup")
     ema_every: int = opt(1, "update the EMA every k steps")
     seed: int = opt(0, "the one seed: weights, data order, noise, dropout, label dropout")
     device: str = opt("auto", "auto picks cuda > mps > cpu")
@@ -299,6 +305,12 @@ def markdown(configs_dir: Path = Path(__file__).resolve().parents[1] / "configs"
             kind = f"list[{typing.get_args(tp)[0].__name__}]" if typing.get_origin(tp) is list else tp.__name__
             allowed = ", ".join(allowed_values[key]) if key in allowed_values else RANGES.get(key, "")
             out.append(f"| `{key}` | {kind} | `{_yaml_value(default)}` | {allowed} | {f.metadata['help']} |")
+    out += ["", "## Keys that do nothing without another", "",
+            "Set away from its default while the key it depends on is off, each of these is an error at load (it",
+            "would silently do nothing); besides them, `data.val_size > 0` needs `train.val_every > 0` (held-out",
+            "digits are only used to validate), and `sample.guidance > 0` needs `train.label_dropout > 0` (the",
+            "'no label' prediction that guidance extrapolates from is trained by label dropout).", ""]
+    out += [f"- `{key}`: only with {when}" for key, _, when in PAIRS]
     out += ["", "## Shipped configs", ""]
     for path in sorted(configs_dir.glob("*.yaml")):
         head = []

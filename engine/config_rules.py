@@ -42,6 +42,23 @@ RANGES = {
 _HOLDS = {">= 1": lambda v: v >= 1, ">= 0": lambda v: v >= 0, "> 0": lambda v: v > 0}
 
 
+# (key, whether it is used, when): a key set away from its default where nothing reads it is an error, so a
+# config cannot silently ask for something it does not get.
+PAIRS = (
+    ("diffusion.p_mean", lambda c: c.diffusion.level_sampling == "lognormal", "diffusion.level_sampling=lognormal"),
+    ("diffusion.p_std", lambda c: c.diffusion.level_sampling == "lognormal", "diffusion.level_sampling=lognormal"),
+    ("diffusion.level_uniform", lambda c: c.diffusion.level_sampling == "lognormal",
+     "diffusion.level_sampling=lognormal"),
+    ("diffusion.min_snr_gamma", lambda c: c.diffusion.loss_weighting == "min_snr", "diffusion.loss_weighting=min_snr"),
+    ("diffusion.p2_k", lambda c: c.diffusion.loss_weighting == "p2", "diffusion.loss_weighting=p2"),
+    ("diffusion.p2_gamma", lambda c: c.diffusion.loss_weighting == "p2", "diffusion.loss_weighting=p2"),
+    ("train.eval_samples", lambda c: c.train.eval_every > 0, "train.eval_every > 0"),
+    ("train.label_dropout", lambda c: c.model.num_classes > 0, "model.num_classes > 0"),
+    ("train.ema_decay", lambda c: c.train.ema_sigma_rel == 0, "train.ema_sigma_rel=0"),
+    ("train.ema_warmup", lambda c: c.train.ema_sigma_rel == 0, "train.ema_sigma_rel=0"),
+)
+
+
 def choices() -> dict[str, tuple]:
     """Every key with a fixed set of values (model.name: the registered networks)."""
     return {"model.name": tuple(REGISTRY), **CHOICES}
@@ -76,14 +93,27 @@ def validate(cfg, where: str) -> None:
              "distribution a generator learns)", getattr(cfg.data, jittered or "shift"), where)
     _require(cfg.data.val_size == 0 or (cfg.data.name == "mnist" and cfg.data.val_size < 60_000), "data.val_size",
              "0 unless data.name=mnist, and below the 60,000 training digits", cfg.data.val_size, where)
+    _require(cfg.data.val_size == 0 or t.val_every > 0, "data.val_size",
+             "0 unless train.val_every > 0 (held-out digits are only ever used to validate; without train.val_every "
+             "they are just taken away from training)", cfg.data.val_size, where)
+    for key, active, when in PAIRS:
+        default = _get(type(cfg)(), key)
+        _require(active(cfg) or _get(cfg, key) == default, key,
+                 f"left at its default ({default!r}) unless {when}: otherwise it does nothing", _get(cfg, key), where)
     _require(t.val_every == 0 or (cfg.data.val_size > 0 and cfg.task.name in ("inpaint", "complete")),
              "train.val_every", "0 unless data.val_size > 0 and task.name is inpaint or complete (it scores "
              "completions of the validation digits)", t.val_every, where)
     _require(t.eval_samples >= 2, "train.eval_samples", ">= 2 (FID needs a covariance)", t.eval_samples, where)
     _require(0 <= t.ema_decay < 1, "train.ema_decay", "in [0, 1)", t.ema_decay, where)
+    _require(0 <= t.ema_sigma_rel <= 12 ** -0.5, "train.ema_sigma_rel",
+             "in [0, 0.2886] (the widest, 12^-1/2, is the plain mean of all steps)",
+             t.ema_sigma_rel, where)
+    _require(0 <= d.level_uniform <= 1, "diffusion.level_uniform", "in [0, 1]", d.level_uniform, where)
     _require(0 <= m.dropout < 1, "model.dropout", "in [0, 1)", m.dropout, where)
     _require(0 <= t.label_dropout < 1, "train.label_dropout", "in [0, 1)", t.label_dropout, where)
-    _require(m.num_classes >= 0, "model.num_classes", ">= 0", m.num_classes, where)
+    _require(m.num_classes in (0, 10) if cfg.data.name == "mnist" else m.num_classes == 0, "model.num_classes",
+             "0 (unconditional) or 10 (MNIST's digits)" if cfg.data.name == "mnist" else
+             f"0 for data.name={cfg.data.name} (its examples have no class labels)", m.num_classes, where)
     _require(-1 <= s.digit < max(m.num_classes, 10), "sample.digit", "-1 (balanced) or a digit 0-9", s.digit, where)
     _require(s.guidance >= 0, "sample.guidance", ">= 0", s.guidance, where)
     _require(0 <= s.mean_at < 1, "sample.mean_at", "in [0, 1)", s.mean_at, where)
@@ -92,13 +122,17 @@ def validate(cfg, where: str) -> None:
              "clean estimate)", s.mean_at, where)
     _require(s.guidance == 0 or m.num_classes > 0, "sample.guidance",
              "0 for an unconditional model (guidance needs model.num_classes: 10)", s.guidance, where)
+    _require(s.guidance == 0 or t.label_dropout > 0, "sample.guidance",
+             "0 when train.label_dropout is 0 (guidance extrapolates away from the 'no label' prediction, which "
+             "label dropout trains; without it that prediction is untrained)", s.guidance, where)
     _require(s.digit == -1 or m.num_classes > 0, "sample.digit",
              "-1 for an unconditional model (choosing a digit needs model.num_classes: 10)", s.digit, where)
     _require(len(m.channel_mult) >= 1 and all(c >= 1 for c in m.channel_mult), "model.channel_mult",
              "a non-empty list of positive ints", m.channel_mult, where)
     _require(all(0 <= a < len(m.channel_mult) for a in m.attn_levels), "model.attn_levels",
              f"level indices in 0..{len(m.channel_mult) - 1}", m.attn_levels, where)
-    _require(28 % m.patch_size == 0, "model.patch_size", "a divisor of 28 (2, 4, 7, 14)", m.patch_size, where)
+    _require(cfg.data.image_size % m.patch_size == 0, "model.patch_size",
+             f"a divisor of data.image_size ({cfg.data.image_size})", m.patch_size, where)
     _require(m.width % m.num_heads == 0 and m.width % 4 == 0, "model.width",
              "divisible by 4 and by model.num_heads", m.width, where)
     _require(t.batch_size % t.grad_accum == 0, "train.batch_size", "divisible by train.grad_accum", t.batch_size, where)

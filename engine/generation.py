@@ -28,9 +28,9 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def class_labels(n: int, digit: int) -> torch.Tensor:
-    """digit -1: balanced classes 0, 1, ..., 9, 0, 1, ...; otherwise n copies of `digit`."""
-    return torch.arange(n) % 10 if digit < 0 else torch.full((n,), digit)
+def class_labels(n: int, digit: int, num_classes: int = 10) -> torch.Tensor:
+    """digit -1: balanced classes 0, 1, ..., num_classes - 1, 0, 1, ...; otherwise n copies of `digit`."""
+    return torch.arange(n) % num_classes if digit < 0 else torch.full((n,), digit)
 
 
 def digit_grid(columns: int) -> np.ndarray:
@@ -39,11 +39,12 @@ def digit_grid(columns: int) -> np.ndarray:
     return np.arange(columns)[None, :] * 10 + np.arange(10)[:, None]
 
 
-def keyed_generator(seed: int, index: int) -> torch.Generator:
-    """A CPU generator that is a pure function of (seed, index): sample `index` of a run draws its
+def keyed_generator(seed: int, *index: int) -> torch.Generator:
+    """A CPU generator that is a pure function of (seed, index...): sample `index` of a run draws its
     noise from one (so it is the same whatever the batch size or the number of processes), and so
-    does training batch `index` (see engine.trainer)."""
-    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, index]).generate_state(1, np.uint64)[0]))
+    does training batch `index` (see engine.trainer) and completion (image, draw, repeat) of
+    engine.inpainting."""
+    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, *index]).generate_state(1, np.uint64)[0]))
 
 
 def guided(model: torch.nn.Module, y: torch.Tensor, w: float, num_classes: int):
@@ -79,7 +80,8 @@ def generate(model: torch.nn.Module, cfg, n: int, *, seed: int, sampler: str, st
     sched = from_config(cfg.diffusion)
     indices = np.arange(n) if indices is None else np.asarray(indices)
     conditional = cfg.model.num_classes > 0
-    labels = class_labels(n, cfg.sample.digit if digit is None else digit)[indices].to(device) if conditional else None
+    labels = class_labels(n, cfg.sample.digit if digit is None else digit, cfg.model.num_classes)[indices].to(device) \
+        if conditional else None
     w = cfg.sample.guidance if guidance is None else guidance
     points = cfg.data.name == "moons"
     model.eval()

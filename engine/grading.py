@@ -21,6 +21,7 @@ from dataio.images import load_digits, save_grid
 from dataio.mnist import load_mnist
 from engine import config, provenance
 from engine.checkpoint import versions
+from engine.generation import class_labels
 from engine.errors import UserError
 from engine.fileio import check_name, ensure_dir, sha256_file, write_json
 from engine.progress import live
@@ -53,12 +54,39 @@ def score_digits(images: np.ndarray, name: str, src: Path, sampling: dict | None
         raise UserError(f"{src}: {e}; check the images") from None
     train = load_mnist(data_root, train=True)[0].numpy()
     result = {"student_name": name, "num_samples": len(images), **metrics,
+              **label_agreement(probs, sampling, lambda: _test_labels_and_probs(lenet, data_root)),
               **integrity.check(images, train, integrity.thresholds(data_root, cache_dir)),
               "samples": str(src), "samples_sha256": hashlib.sha256(images.tobytes()).hexdigest(),
               "sampling": sampling, "feature_net": feature_net, "feature_net_sha256": sha,
               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
               "versions": versions()}
     return _with_rank(result)
+
+
+def asked_labels(sampling: dict | None, n: int) -> np.ndarray | None:
+    """The digits sample.py asked a class-conditional model for (samples.json's num_classes and digit:
+    sample i is digit i % 10, or all are `digit`); None for unconditional or unknown samples."""
+    if not sampling or not sampling.get("num_classes"):
+        return None
+    return class_labels(n, int(sampling.get("digit", -1))).numpy()
+
+
+def _test_labels_and_probs(lenet, data_root: str) -> tuple[np.ndarray, np.ndarray]:
+    test, labels = load_mnist(data_root, train=False)
+    return labels.numpy(), features.extract(lenet, test.numpy(), progress=False)[1]
+
+
+def label_agreement(probs: np.ndarray, sampling: dict | None, test) -> dict:
+    """For class-conditional samples: the share that the shipped classifier (the LeNet behind the FID)
+    assigns to the digit they were asked for, and beside it the same share on the 10,000 test digits
+    (their true labels), the ceiling a generator can reach by this measure. `test()` -> (labels, probs)
+    of the test digits, called only when needed. Empty for unconditional samples."""
+    asked = asked_labels(sampling, len(probs))
+    if asked is None:
+        return {}
+    labels, test_probs = test()
+    return {"label_agreement": float((probs.argmax(1) == asked).mean()),
+            "label_agreement_test": float((test_probs.argmax(1) == labels).mean())}
 
 
 def _with_rank(result: dict) -> dict:

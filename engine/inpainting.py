@@ -19,6 +19,7 @@ from dataio.mnist import to_model_range, to_uint8
 from diffusion.inpaint import inpaint
 from diffusion.process import config_loss
 from diffusion.schedule import from_config
+from engine.generation import keyed_generator
 from engine.progress import bar as progress_bar
 from metrics.inpainting import masked_mean, ssim
 
@@ -47,31 +48,33 @@ def forward_complete(model, y: torch.Tensor, mask: torch.Tensor, coord_conv: boo
     return model(conditioning(y, mask, coord_conv), torch.zeros(len(y), device=y.device))
 
 
-def loss(model, sched, x0: torch.Tensor, mask: torch.Tensor, cfg) -> tuple[torch.Tensor, dict[str, float]]:
+def loss(model, sched, x0: torch.Tensor, mask: torch.Tensor, cfg, generator: torch.Generator | None = None,
+         t: torch.Tensor | None = None, noise: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
     """Training loss of an inpaint or complete task on clean images x0 (model range) and masks.
 
     inpaint: the diffusion loss of cfg.diffusion with per-pixel weight hole_weight on the hole and
              1 on the context, the denoiser conditioned on the masked x0.
     complete: in [0, 1] units, loss_mse * MSE(hole) + loss_l1 * L1(hole)
               + loss_ssim * (1 - SSIM(composite, x0)), the composite keeping the known pixels.
-    Returns (loss, parts to log)."""
+    inpaint draws its levels, noise and self-conditioning coin from `generator` unless t and noise are given.
+    Returns (loss, parts to log as 0-d tensors, left on the device)."""
     task = cfg.task
     y = masks_mod.apply(x0, mask)
     if task.name == "inpaint":
         weight = torch.where(mask, task.hole_weight, 1.0).to(x0.dtype)
         denoiser = conditional(model, conditioning(y, mask, task.coord_conv))
-        value = config_loss(denoiser, sched, x0, cfg.diffusion, pixel_weight=weight)
+        value = config_loss(denoiser, sched, x0, cfg.diffusion, generator, pixel_weight=weight, t=t, noise=noise)
         return value, {}
     pred = (forward_complete(model, y, mask, task.coord_conv).float() + 1) / 2
     target = (x0.float() + 1) / 2
     mse = masked_mean((pred - target) ** 2, mask).mean()
     l1 = masked_mean((pred - target).abs(), mask).mean()
     value = task.loss_mse * mse + task.loss_l1 * l1
-    parts = {"mse": mse.item(), "l1": l1.item()}
+    parts = {"mse": mse.detach(), "l1": l1.detach()}
     if task.loss_ssim:
         s = ssim(torch.where(mask, pred, target), target).mean()
         value = value + task.loss_ssim * (1 - s)
-        parts["ssim"] = s.item()
+        parts["ssim"] = s.detach()
     return value, parts
 
 
@@ -80,14 +83,14 @@ def stop_level(cfg) -> int:
     return round(cfg.sample.mean_at * cfg.diffusion.timesteps)
 
 
-def estimate(model, cfg, x0: torch.Tensor, m: torch.Tensor, generator: torch.Generator, *,
-             mean_of: int = 1) -> torch.Tensor:
+def estimate(model, cfg, x0: torch.Tensor, m: torch.Tensor, generator, *, mean_of: int = 1) -> torch.Tensor:
     """One batch: a model's completion of x0 (model range, on its device) on bool masks m, as float
     clamped to the model range [-1, 1] (the image it stands for), with the known pixels of x0.
     Diffusion tasks use cfg.sample (steps, eta, spacing, dc_repeats, jump_length, dc_fixed_z,
     init_from_y) and average `mean_of` independent completions per image (an estimate of the
     posterior mean), or with sample.mean_at > 0 the clean estimates at level mean_at * T
-    (diffusion/inpaint.py); a class-conditional generate model is run with its "no label" token."""
+    (diffusion/inpaint.py); a class-conditional generate model is run with its "no label" token.
+    `generator`: one CPU generator, or one per row of the repeated batch (len(x0) * mean_of, image-major)."""
     s, task = cfg.sample, cfg.task.name
     if task == "complete":
         with torch.inference_mode():
@@ -110,15 +113,17 @@ def estimate(model, cfg, x0: torch.Tensor, m: torch.Tensor, generator: torch.Gen
     return x.view(b, mean_of, *x.shape[1:]).mean(1).clamp(-1, 1)
 
 
-def complete(model, cfg, images: torch.Tensor, masks: torch.Tensor, generator: torch.Generator, *,
-             batch_size: int, device, mean_of: int = 1, progress: bool = True) -> np.ndarray:
+def complete(model, cfg, images: torch.Tensor, masks: torch.Tensor, seed: int, *, batch_size: int, device,
+             mean_of: int = 1, draw: int = 0, progress: bool = True) -> np.ndarray:
     """Complete uint8 digits (N, 28, 28) on bool masks (N, 1, 28, 28) with a model trained for any
-    task (see `estimate`); returns uint8 (N, 28, 28) whose known pixels equal the input's."""
-    return _complete([(model, cfg, mean_of)], [1.0], images, masks, generator, batch_size, device, progress)
+    task (see `estimate`); returns uint8 (N, 28, 28) whose known pixels equal the input's. Completion
+    r of image i draws its noise from keyed_generator(seed, i, draw, r), so it is the same whatever
+    the batch size; another `draw` is another sample of the same completions."""
+    return _complete([(model, cfg, mean_of)], [1.0], images, masks, seed, draw, batch_size, device, progress)
 
 
 def complete_ensemble(members: list, weights: list[float], images: torch.Tensor, masks: torch.Tensor,
-                      generator: torch.Generator, *, batch_size: int, device, progress: bool = True) -> np.ndarray:
+                      seed: int, *, batch_size: int, device, draw: int = 0, progress: bool = True) -> np.ndarray:
     """complete() with several models: the weighted sum of the members' float estimates (each a
     (model, cfg) pair, its cfg.sample.mean_of completions averaged), known pixels pasted back, then
     rounded to uint8 once. Models that estimate E[x | y] with partly independent errors average to a
@@ -126,7 +131,7 @@ def complete_ensemble(members: list, weights: list[float], images: torch.Tensor,
     if len(members) != len(weights):
         raise ValueError(f"{len(members)} ensemble members but {len(weights)} weights")
     return _complete([(model, cfg, cfg.sample.mean_of) for model, cfg in members], weights, images, masks,
-                     generator, batch_size, device, progress)
+                     seed, draw, batch_size, device, progress)
 
 
 def affine_least_squares(preds: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -140,7 +145,7 @@ def affine_least_squares(preds: np.ndarray, target: np.ndarray) -> np.ndarray:
     return np.linalg.lstsq(kkt, rhs, rcond=None)[0][:k]
 
 
-def _complete(members: list, weights, images, masks, generator, batch_size, device, progress) -> np.ndarray:
+def _complete(members: list, weights, images, masks, seed, draw, batch_size, device, progress) -> np.ndarray:
     out = []
     tasks = sorted({cfg.task.name for _, cfg, _ in members})
     desc = (tasks[0] if tasks == ["complete"] else f"{'/'.join(tasks)} x{members[0][1].sample.steps}") + (
@@ -151,7 +156,8 @@ def _complete(members: list, weights, images, masks, generator, batch_size, devi
         for start in range(0, len(images), batch_size):
             x0 = to_model_range(images[start:start + batch_size]).to(device)
             m = masks[start:start + batch_size].to(device)
-            x = sum(w * estimate(model, cfg, x0, m, generator, mean_of=k) for (model, cfg, k), w in zip(members, weights))
+            keyed = lambda k: [keyed_generator(seed, i, draw, r) for i in range(start, start + len(x0)) for r in range(k)]
+            x = sum(w * estimate(model, cfg, x0, m, keyed(k), mean_of=k) for (model, cfg, k), w in zip(members, weights))
             out.append(to_uint8(masks_mod.paste(x0, x, m)).numpy())
             bar.update(len(x0))
     return np.concatenate(out)

@@ -21,7 +21,7 @@ from dataio.images import save_grid, save_rows
 from dataio.moons import make_moons
 from dataio.plots import COLORS, scatter
 from dataio.mnist import batch_indices, load_mnist, to_model_range, validation_split
-from diffusion.process import config_loss, sample_levels
+from diffusion.process import config_levels, config_loss
 from diffusion.schedule import from_config
 from engine import checkpoint, distributed
 from engine.config import Config, save_yaml
@@ -155,8 +155,8 @@ def _batch(examples: torch.Tensor, idx: torch.Tensor, device, channels_last: boo
 
 def _panel(model, cfg: Config, originals: torch.Tensor, m: torch.Tensor, device) -> list[np.ndarray]:
     """Rows of an inpainting panel: masked inputs, completions, originals (uint8, for save_rows)."""
-    gen = torch.Generator().manual_seed(cfg.sample.seed)
-    done = inpainting.complete(model, cfg, originals, m, gen, batch_size=len(originals), device=device, progress=False)
+    done = inpainting.complete(model, cfg, originals, m, cfg.sample.seed, batch_size=len(originals), device=device,
+                               progress=False)
     return inpainting.panel_rows(originals, m, [done])
 
 
@@ -174,16 +174,24 @@ def _micro_loss(model, cfg: Config, diff_sched, images, labels, fixed_masks, idx
             x0 = augment.apply(x0, theta[rows])
             x0 = x0.contiguous(memory_format=torch.channels_last) if cfg.train.channels_last else x0
         m = fixed_masks[idx[rows].to(fixed_masks.device)] if fixed_masks is not None else masks.make(
-            task.mask, len(x0), size=task.mask_size, fraction=task.mask_fraction, hw=x0.shape[-2:])
-        return inpainting.loss(model, diff_sched, x0, m.to(device), cfg)
+            task.mask, micro, size=task.mask_size, fraction=task.mask_fraction, hw=x0.shape[-2:], generator=g)[rows]
+        if task.name == "complete":
+            return inpainting.loss(model, diff_sched, x0, m.to(device), cfg)
+        t, noise = _levels_and_noise(diff_sched, cfg.diffusion, micro, x0, g, rows)
+        return inpainting.loss(model, diff_sched, x0, m.to(device), cfg, generator=g, t=t, noise=noise)
     y = None
     if cfg.model.num_classes:  # label dropout: the "no label" token trains the unconditional model for CFG
         drop = torch.rand(micro, generator=g) < cfg.train.label_dropout
         y = labels[idx.to(labels.device)].masked_fill(drop.to(labels.device), cfg.model.num_classes)[rows].to(device)
-    d = cfg.diffusion
-    t = sample_levels(diff_sched, micro, g, d.level_sampling, d.p_mean, d.p_std)[rows].to(device)
-    noise = torch.randn((micro, *x0.shape[1:]), generator=g)[rows].to(device, x0.dtype)
+    t, noise = _levels_and_noise(diff_sched, cfg.diffusion, micro, x0, g, rows)
     return config_loss(model, diff_sched, x0, cfg.diffusion, generator=g, labels=y, t=t, noise=noise), {}
+
+
+def _levels_and_noise(diff_sched, d, micro: int, x0: torch.Tensor, g: torch.Generator, rows: slice):
+    """This process's rows of the levels and noise drawn from `g` for the whole global micro-batch."""
+    t = config_levels(diff_sched, micro, d, g)[rows].to(x0.device)
+    noise = torch.randn((micro, *x0.shape[1:]), generator=g)[rows].to(x0.device, x0.dtype)
+    return t, noise
 
 
 def _pictures(ema_model, cfg: Config, paths: RunPaths, step: int, panel, panel_masks, device) -> None:
@@ -216,7 +224,7 @@ def _val_hole_mse(ema_model, cfg: Config, val: torch.Tensor, device) -> float:
     k, s = cfg.task, cfg.sample
     gen = torch.Generator().manual_seed(s.seed)
     hole = masks.make(k.mask, len(val), size=k.mask_size, fraction=k.mask_fraction, generator=gen)
-    done = inpainting.complete(ema_model, cfg, val, hole, gen, batch_size=s.batch_size, device=device,
+    done = inpainting.complete(ema_model, cfg, val, hole, s.seed, batch_size=s.batch_size, device=device,
                                mean_of=s.mean_of, progress=False)
     err2 = ((torch.from_numpy(done).double() - val.double()) / 255) ** 2
     hole = hole[:, 0].double()
@@ -248,7 +256,7 @@ def train(cfg: Config, name: str, *, restart: bool = False, paths: RunPaths | No
     if t.data_on_device:  # MNIST is 47 MB as uint8: batches are then gathered on the device
         images, labels, fixed_masks = (None if a is None else a.to(device) for a in (images, labels, fixed_masks))
     model = build_model(cfg).to(device, memory_format=torch.channels_last if t.channels_last else torch.preserve_format)
-    ema = EMA(model, t.ema_decay, t.ema_warmup)
+    ema = EMA(model, t.ema_decay, t.ema_warmup, t.ema_sigma_rel)
     # one fused kernel on CUDA, multi-tensor ops elsewhere (same update, fewer small ops)
     fast = {"fused": True} if device.type == "cuda" and t.fused_adam else {"foreach": True}
     opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay, **fast)
@@ -326,9 +334,9 @@ def train(cfg: Config, name: str, *, restart: bool = False, paths: RunPaths | No
                                                   keyed_generator(t.seed, index), rows, device)
                     (loss / t.grad_accum).backward()
                 for key, v in parts.items():
-                    part_sums[key] = part_sums.get(key, 0.0) + v / t.grad_accum
-                losses.append(loss.item())
-            norms.append(torch.nn.utils.clip_grad_norm_(model.parameters(), clip).item())
+                    part_sums[key] = part_sums.get(key, 0.0) + v.detach() / t.grad_accum
+                losses.append(loss.detach())  # on the device: read once per log line, not synced every step
+            norms.append(torch.nn.utils.clip_grad_norm_(model.parameters(), clip))
             opt.step()
             opt.zero_grad(set_to_none=True)
             lr_sched.step()
@@ -352,11 +360,12 @@ def train(cfg: Config, name: str, *, restart: bool = False, paths: RunPaths | No
                 save(paths.best)
 
             if step % t.log_every == 0 or step == t.steps or evaluating or validating:  # means over all processes
-                loss_mean, *part_means = distributed.mean_over(
-                    ctx, [sum(losses) / len(losses), *(v / len(norms) for v in part_sums.values())])
+                loss_mean, norm_mean, *part_means = distributed.mean_over(ctx, torch.stack(
+                    [torch.stack(losses).float().mean(), torch.stack(norms).float().mean(),
+                     *(v.float() / len(norms) for v in part_sums.values())]).tolist())
                 if ctx.main:
                     row = {"step": step, "epoch": f"{step * t.batch_size / len(images):.2f}", "loss": f"{loss_mean:.5f}",
-                           "lr": f"{opt.param_groups[0]['lr']:.3e}", "grad_norm": f"{sum(norms) / len(norms):.4f}",
+                           "lr": f"{opt.param_groups[0]['lr']:.3e}", "grad_norm": f"{norm_mean:.4f}",
                            "images_per_s": f"{seen / (time.perf_counter() - tick):.1f}", "train_s": f"{train_s:.2f}",
                            "fid": "" if score is None else f"{score:.3f}",
                            "val_hole_mse": "" if val_mse is None else f"{val_mse:.6f}",

@@ -37,7 +37,7 @@ def build_unet(cfg) -> nn.Module:
 
 def build_transformer(cfg) -> nn.Module:
     m = cfg.model
-    return DiT(patch_size=m.patch_size, width=m.width, depth=m.depth, num_heads=m.num_heads, dropout=m.dropout,
+    return DiT(image_size=cfg.data.image_size, patch_size=m.patch_size, width=m.width, depth=m.depth, num_heads=m.num_heads, dropout=m.dropout,
                pos_embed=m.pos_embed, **inputs(cfg))
 
 

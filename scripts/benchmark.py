@@ -70,7 +70,7 @@ def main():
     else:
         digits = torch.zeros(args.sample_n, 28, 28, dtype=torch.uint8)
         inpainting.complete(model, cfg, digits, masks.make(k.mask, args.sample_n, size=k.mask_size),
-                            torch.Generator().manual_seed(0), batch_size=batch, device=device, progress=False)
+                            0, batch_size=batch, device=device, progress=False)
         what = "one pass" if k.name == "complete" else f"inpainting DDIM x{s.steps}, dc_repeats {s.dc_repeats}"
     sample_rate = args.sample_n / (time.perf_counter() - start)
     if k.name == "generate":  # a guided step evaluates the network on a doubled batch

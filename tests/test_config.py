@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from engine import config
 from engine.errors import UserError
@@ -42,7 +43,14 @@ def test_round_trip_through_dict():
     ("sample.steps=5000", "<= diffusion.timesteps"),
     ("model.attn_levels=[5]", "model.attn_levels"),
     ("model.name=resnet", "unet, transformer"),
-    ("model.patch_size=5", "divisor of 28"),
+    ("model.patch_size=5", "divisor of data.image_size .28."),
+    ("model.num_classes=3", "model.num_classes.*0 .unconditional. or 10"),
+    ("data.val_size=500", "data.val_size=500 .* unless train.val_every > 0"),
+    ("diffusion.level_uniform=1.5", "diffusion.level_uniform.*in .0, 1."),
+    ("diffusion.min_snr_gamma=3", "diffusion.min_snr_gamma.*unless diffusion.loss_weighting=min_snr"),
+    ("diffusion.p2_k=2", "diffusion.p2_k.*unless diffusion.loss_weighting=p2"),
+    ("train.eval_samples=500", "train.eval_samples.*unless train.eval_every > 0"),
+    ("train.label_dropout=0.2", "train.label_dropout.*unless model.num_classes > 0"),
     ("sample.mean_at=1", "sample.mean_at.*in .0, 1."),
     ("sample.mean_at=0.5", "sample.mean_at.*unless task.name=inpaint"),
     ("steps", "section.key=value"),
@@ -55,6 +63,30 @@ def test_round_trip_through_dict():
 def test_bad_overrides_name_the_key(override, fragment):
     with pytest.raises(UserError, match=fragment.replace("[", r"\[")):
         config.load(REPO / "configs" / "tiny.yaml", [override])
+
+
+@pytest.mark.parametrize("config_name, overrides, fragment", [
+    ("moons.yaml", ["model.num_classes=10"], "model.num_classes=10 .*0 for data.name=moons"),
+    ("default.yaml", ["train.label_dropout=0"], "sample.guidance=0.25 .*0 when train.label_dropout is 0"),
+    ("default.yaml", ["diffusion.level_sampling=uniform", "diffusion.p_mean=0"],
+     "diffusion.p_mean=0.0 .*unless diffusion.level_sampling=lognormal"),
+    ("default.yaml", ["diffusion.level_sampling=uniform", "diffusion.level_uniform=0.2"],
+     "diffusion.level_uniform=0.2 .*unless diffusion.level_sampling=lognormal"),
+])
+def test_keys_that_would_crash_later_or_do_nothing_fail_at_load(config_name, overrides, fragment):
+    with pytest.raises(UserError, match=fragment):
+        config.load(REPO / "configs" / config_name, overrides)
+    config.load(REPO / "configs" / config_name, overrides[1:] if "level_uniform" in fragment else [])
+
+
+def test_the_transformer_is_built_for_the_configured_image_size():
+    from models.model import build_model
+
+    cfg = config.load(REPO / "configs" / "tiny_transformer.yaml")
+    cfg.data.image_size = 32  # as a folder of 32 x 32 pairs would set it (set here without the MNIST rule)
+    net = build_model(cfg)
+    assert net.grid * net.p == 32
+    assert net(torch.zeros(2, 1, 32, 32), torch.ones(2)).shape == (2, 1, 32, 32)
 
 
 def test_bad_files(tmp_path):

@@ -3,10 +3,13 @@ import math
 import numpy as np
 import pytest
 import torch
+from torch.overrides import TorchFunctionMode
 
 from diffusion import samplers
-from diffusion.process import q_sample, sample_levels, target, to_x0_eps, training_loss
+from diffusion.process import config_loss, q_sample, sample_levels, target, to_x0_eps, training_loss
+from diffusion.samplers import SAMPLERS, sample
 from diffusion.schedule import make_schedule
+from engine.config import DiffusionConfig
 
 
 def test_linear_schedule_closed_form():
@@ -235,3 +238,38 @@ def test_uniform_levels_are_the_ddpm_draw():
     s = make_schedule("linear", 100)
     got = sample_levels(s, 1000, torch.Generator().manual_seed(3))
     assert torch.equal(got, torch.randint(1, 101, (1000,), generator=torch.Generator().manual_seed(3)))
+
+
+class _Float64StaysOnTheCPU(TorchFunctionMode):
+    """A stand-in for a float32-only device (Apple's mps): fails on any float64 tensor moved with a
+    device argument (`.to(device)`, `.to(device, torch.float64)`), which on such a device would fail."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        names_device = any(isinstance(a, (torch.device, str)) for a in args[1:]) or "device" in kwargs
+        if func is torch.Tensor.to and names_device and isinstance(out, torch.Tensor) and out.dtype == torch.float64:
+            raise AssertionError(f"a float64 tensor was moved to a device: .to{args[1:]} {kwargs}")
+        return out
+
+
+def _float32_only(x, t, *rest, **kw):
+    assert x.dtype == torch.float32 and t.dtype == torch.float32, (x.dtype, t.dtype)
+    return 0.5 * x[:, :1]
+
+
+@pytest.mark.parametrize("weighting", ["uniform", "min_snr", "p2"])
+def test_no_float64_reaches_the_network_or_a_device(weighting):
+    sched = make_schedule("linear", 100)
+    d = DiffusionConfig(prediction="v", level_sampling="lognormal", level_uniform=0.5, self_cond=True,
+                        loss_weighting=weighting)
+    x0 = torch.rand(4, 1, 8, 8) * 2 - 1
+    g = torch.Generator().manual_seed(0)
+    with _Float64StaysOnTheCPU():
+        loss = config_loss(_float32_only, sched, x0, d, g)
+        assert loss.dtype == torch.float32 and torch.isfinite(loss)
+        for sampler in SAMPLERS:
+            x = sample(_float32_only, sched, (2, 1, 8, 8), g, sampler=sampler, steps=3, prediction="v", self_cond=True)
+            assert x.dtype == torch.float32
+    with pytest.raises(AssertionError, match="float64 tensor was moved"), _Float64StaysOnTheCPU():
+        sched.alpha_bar.to("cpu")  # the stand-in itself: what the old _coef did

@@ -33,11 +33,9 @@ def assert_same_weights(a: dict, b: dict) -> None:
             torch.testing.assert_close(a[part][key], b[part][key], rtol=1e-4, atol=1e-5, msg=f"{part}.{key}")
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory, tiny_config):
+def two_ways(root, tiny_config, extra=()):
     """2 steps on 1 process and on 2 processes; then both resumed on 1 process to step 4."""
-    root = tmp_path_factory.mktemp("ddp")
-    opts, over = ["--config", tiny_config, "--no-progress"], [*TINY, *STEPS]
+    opts, over = ["--config", tiny_config, "--no-progress"], [*TINY, *STEPS, *extra]
     ckpts = root / "checkpoints"
     one = run("train.py", *opts, "--student_name", "one", *over, "train.steps=2", cwd=root)
     two = torchrun(2, "train.py", *opts, "--student_name", "two", *over, "train.steps=2", cwd=root)
@@ -50,6 +48,26 @@ def runs(tmp_path_factory, tiny_config):
     for proc in (rest, one):
         assert proc.returncode == 0, proc.stderr[-3000:]
     return root, rest
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, tiny_config):
+    return two_ways(tmp_path_factory.mktemp("ddp"), tiny_config)
+
+
+# random masks, jitter and (inpaint) self-conditioning: everything these tasks draw per batch
+TASKS = {"inpaint": ["task.name=inpaint", "task.mask=box", "task.mask_size=9", "diffusion.self_cond=true",
+                     "data.rotate=10"],
+         "complete": ["task.name=complete", "model.name=convmlp", "model.width=32", "model.depth=1",
+                      "task.mask=pixels", "data.shift=2"]}
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_inpaint_and_complete_train_the_same_at_any_process_count_and_across_a_resume(tmp_path, tiny_config, task):
+    root, _ = two_ways(tmp_path, tiny_config, TASKS[task])
+    one = torch.load(root / "one_step2.pt", weights_only=True)
+    assert_same_weights(weights(root, "two"), {"model": one["model"], "ema": one["ema"]["model"], "step": one["step"]})
+    assert_same_weights(weights(root, "mixed"), weights(root, "one"))
 
 
 def test_two_processes_match_one_with_the_same_global_batch(runs):

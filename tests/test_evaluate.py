@@ -188,3 +188,34 @@ def test_leaderboard_ranks_inpainting_within_each_mask(tmp_path):
     assert rows[2]["noise"] == "~ w" and rows[4]["noise"] == "" and rows[5]["noise"] == rows[6]["noise"] == ""
     assert "## Inpainting" in (res / "leaderboard.md").read_text()
     assert "<h2>Inpainting</h2>" in (res / "leaderboard.html").read_text()
+
+
+def test_label_agreement_scores_the_asked_digits_against_the_test_digits_ceiling(tmp_path, cache):
+    test_x, test_y = load_mnist(DATA_ROOT, train=False)
+    x, y = test_x.numpy(), test_y.numpy()
+    by_digit = [x[y == d] for d in range(10)]
+    balanced = np.stack([by_digit[i % 10][i // 10] for i in range(200)])  # sample i shows digit i % 10
+    printed = {}
+    for name, images, meta in [("right", balanced, {"num_classes": 10, "digit": -1, "guidance": 0.5}),
+                               ("shifted", np.roll(balanced, 1, 0), {"num_classes": 10, "digit": -1}),
+                               ("sevens", by_digit[7][:200], {"num_classes": 10, "digit": 7}),
+                               ("uncond", balanced, {"num_classes": 0, "digit": -1})]:
+        out = tmp_path / "outputs" / name
+        out.mkdir(parents=True)
+        np.savez(out / "samples.npz", images=images)
+        (out / "samples.json").write_text(json.dumps(meta))
+        proc = _evaluate(tmp_path, cache, "--student_name", name)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        printed[name] = proc.stdout
+    r = {n: json.loads((tmp_path / "results" / f"{n}.json").read_text()) for n in ("right", "shifted", "sevens", "uncond")}
+    ceiling = r["right"]["label_agreement_test"]
+    assert ceiling == pytest.approx(json.loads(features.WEIGHTS.with_suffix(".json").read_text())["test_accuracy"])
+    assert r["right"]["label_agreement"] > 0.97 and r["sevens"]["label_agreement"] > 0.97
+    assert r["shifted"]["label_agreement"] < 0.03, "every sample shows the digit before the one asked for"
+    assert "label_agreement" not in r["uncond"]
+    assert "label agreement" in printed["right"] and "label agreement" not in printed["uncond"]
+    board = run("leaderboard.py", "--results", tmp_path / "results", cwd=tmp_path)
+    assert board.returncode == 0, board.stderr[-2000:]
+    rows = {row["student_name"]: row for row in csv.DictReader(open(tmp_path / "results" / "leaderboard.csv"))}
+    assert rows["right"]["labels"] == "yes, w 0.5" and rows["uncond"]["labels"] == "no"
+    assert rows["right"]["label_agreement"].endswith("%") and rows["uncond"]["label_agreement"] == ""

@@ -182,9 +182,27 @@ def test_completions_keep_every_known_pixel(task):
     draws = {"generate": [(1, 0.0), (3, 0.0)], "inpaint": [(1, 0.0), (3, 0.0), (3, 0.5)], "complete": [(1, 0.0)]}
     for mean_of, mean_at in draws[task]:
         cfg.sample.mean_of, cfg.sample.mean_at = mean_of, mean_at
-        out = inpainting.complete(model, cfg, images, m, g, batch_size=2, device="cpu", progress=False)
+        out = inpainting.complete(model, cfg, images, m, 0, batch_size=2, device="cpu", progress=False)
         assert out.shape == (5, 28, 28) and out.dtype == np.uint8
         assert np.array_equal(out[~m[:, 0].numpy()], images.numpy()[~m[:, 0].numpy()])
+
+
+@pytest.mark.parametrize("task, mean_of", [("generate", 1), ("inpaint", 2)])
+def test_completions_do_not_depend_on_the_batch_size(task, mean_of):
+    """Completion r of image i draws from keyed_generator(seed, i, draw, r): batches of 7 and of 50 give
+    the same digits; another seed or draw gives others."""
+    cfg = config.Config()
+    config.apply_overrides(cfg, [o for o in TINY if not o.startswith("data.")] + [f"task.name={task}", "sample.eta=1",
+                                                                                 f"sample.mean_of={mean_of}"])
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    images = torch.randint(0, 256, (12, 28, 28), dtype=torch.uint8)
+    m = masks.make("box", 12, size=9, generator=torch.Generator().manual_seed(0))
+    run = lambda batch, seed=3, draw=0: inpainting.complete(model, cfg, images, m, seed, batch_size=batch, device="cpu",
+                                                            mean_of=mean_of, draw=draw, progress=False)
+    seven = run(7)
+    assert np.array_equal(seven, run(50))  # two batches of 7 and 5, against one of 12
+    assert not np.array_equal(seven, run(7, seed=4)) and not np.array_equal(seven, run(7, draw=1))
 
 
 def test_uint8_round_trip_is_exact_and_rounds():
@@ -221,3 +239,40 @@ def test_a_tiny_model_lowers_the_hole_loss(task, extra):
     assert eval_loss() < 0.7 * before
     if task == "complete":
         assert set(parts) == {"mse", "l1", "ssim"}
+
+
+def test_hole_mse_pools_per_image_then_over_images_which_is_the_course_formula_for_equal_holes():
+    """The course's MSE sums the squared errors of every hole pixel of every image over N x (hole pixels);
+    hole_mse averages each image's hole, then the images: the same when every hole has the same size
+    (the course's 8x8 center), a different number when holes differ (random pixel masks)."""
+    g = torch.Generator().manual_seed(0)
+    target = torch.rand(50, 1, 28, 28, generator=g, dtype=torch.float64)
+    pred = (target + 0.2 * torch.randn(target.shape, generator=g, dtype=torch.float64)).clamp(0, 1)
+    course = lambda m: float(((pred - target) ** 2)[m.expand_as(pred)].sum() / m.sum())
+    center = masks.make("center", 50, size=8)
+    assert im.summarize(im.per_image(pred, target, center))["hole_mse"] == pytest.approx(course(center), rel=1e-12)
+    ragged = masks.make("pixels", 50, fraction=0.3, generator=g)
+    ragged[:25] &= masks.make("center", 25, size=8)  # half the images with far smaller holes
+    assert im.summarize(im.per_image(pred, target, ragged))["hole_mse"] != pytest.approx(course(ragged), rel=1e-3)
+
+
+def test_hole_ssim_is_scikit_images_ssim_map_averaged_over_the_hole_pixels(monkeypatch):
+    """hole_ssim: the SSIM map of windows centred on hole pixels, whose 7 x 7 windows also cover known
+    pixels (equal in both images), averaged over the hole; checked against scikit-image's full map."""
+    import skimage.metrics._structural_similarity as skm
+
+    original = skm.gaussian  # truncate 2: scikit-image's window at 7 taps, as test_ssim_matches_scikit_image
+    monkeypatch.setattr(skm, "gaussian", lambda img, sigma, truncate, mode, **kw:
+                        original(img, sigma=sigma, truncate=2.0, mode=mode, **kw))
+    rng = np.random.default_rng(1)
+    target = rng.random((28, 28))
+    hole = np.zeros((28, 28), bool)
+    hole[10:18, 10:18] = True
+    pred = np.where(hole, rng.random((28, 28)), target)  # known pixels pasted back, as every completion
+    _, full = skm.structural_similarity(pred, target, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                                        data_range=1.0, full=True, win_size=7)
+    tp, tt, tm = (torch.from_numpy(v)[None, None] for v in (pred, target, hole))
+    assert im.per_image(tp, tt, tm)["hole_ssim"].item() == pytest.approx(full[hole].mean(), abs=1e-12)
+    core = np.zeros_like(hole)
+    core[13:15, 13:15] = True  # the only windows that see no known pixel: 2 x 2 at the hole's centre
+    assert full[hole].mean() > full[core].mean(), "windows that cover known pixels score higher"

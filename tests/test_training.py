@@ -52,6 +52,37 @@ def test_ema_follows_its_formula():
     assert ema.current_decay() == 0.9
 
 
+@pytest.mark.parametrize("sigma_rel", [0.05, 0.15])
+def test_power_ema_weights_every_step_by_its_closed_form_and_spans_sigma_rel(sigma_rel):
+    """EDM2's power-function EMA after N updates with weights w_1..w_N is sum_t w_t (t^(g+1) - (t-1)^(g+1)) / N^(g+1)
+    (the product of its decays), a profile whose standard deviation over t / N is sigma_rel."""
+    from engine.ema import sigma_rel_to_gamma
+
+    g, n = sigma_rel_to_gamma(sigma_rel), 3000
+    net = torch.nn.Linear(1, 1, bias=False).double()
+    ema = EMA(net, decay=0.5, warmup=False, sigma_rel=sigma_rel)
+    values = torch.rand(n, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    for v in values:
+        with torch.no_grad():
+            net.weight.fill_(v)
+        ema.update(net)
+    t = torch.arange(1, n + 1, dtype=torch.float64)
+    profile = (t ** (g + 1) - (t - 1) ** (g + 1)) / n ** (g + 1)
+    assert float(profile.sum()) == pytest.approx(1.0, abs=1e-9)
+    assert float(ema.model.weight) == pytest.approx(float((profile * values).sum()), abs=1e-9)
+    u = t / n
+    mean = float((profile * u).sum())
+    assert float((profile * (u - mean) ** 2).sum()) ** 0.5 == pytest.approx(sigma_rel, rel=0.01)
+
+
+def test_ema_warmup_reaches_its_decay_only_after_the_documented_updates():
+    ema = EMA(torch.nn.Linear(1, 1), decay=0.999, warmup=True)
+    ema.updates = 8989  # (10 decay - 1) / (1 - decay) = 8,990
+    assert ema.current_decay() < 0.999
+    ema.updates = 8991
+    assert ema.current_decay() == 0.999
+
+
 def test_batch_order_is_a_pure_function_and_covers_each_epoch():
     n, b = 100, 10
     epoch0 = torch.cat([batch_indices(n, b, 7, i) for i in range(10)])
@@ -245,3 +276,36 @@ def test_checkpoint_from_before_level_sampling_still_loads(trained, tmp_path):
     checkpoint.save(old, ckpt)
     cfg = checkpoint.config_of(checkpoint.load(old), old)
     assert cfg.diffusion.level_sampling == "uniform" and cfg.train.eval_every == 0
+
+
+@pytest.mark.parametrize("task", ["generate", "complete"])
+def test_the_loop_reads_the_device_once_per_log_line_not_every_step(tmp_path, tiny_config, task):
+    """loss.item() and the like force a host-device sync on a GPU: the training loop (and the task's
+    loss) may read values back only per log line, so doubling the steps between log lines adds none."""
+    import sys
+    from torch.overrides import TorchFunctionMode
+
+    reads = (torch.Tensor.item, torch.Tensor.tolist, torch.Tensor.__float__, torch.Tensor.__bool__,
+             torch.Tensor.cpu, torch.Tensor.numpy)
+    ours = {str(REPO / "engine" / "trainer.py"), str(REPO / "engine" / "inpainting.py")}
+
+    class CountReads(TorchFunctionMode):
+        def __init__(self):
+            super().__init__()
+            self.count = 0
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            if func in reads and sys._getframe(1).f_code.co_filename in ours:
+                self.count += 1
+            return func(*args, **(kwargs or {}))
+
+    extra = ["task.name=complete", "model.name=convmlp", "model.width=32", "model.depth=1",
+             "task.loss_ssim=0.2"] if task == "complete" else []
+    counts = []
+    for steps in (4, 8):
+        cfg = config.load(tiny_config, [*TINY, *extra, f"train.steps={steps}", f"train.log_every={steps}",
+                                        f"train.ckpt_every={steps}"])
+        with CountReads() as mode:
+            assert train(cfg, f"reads{steps}", paths=RunPaths.for_name(f"reads{steps}", tmp_path), progress=False) == "done"
+        counts.append(mode.count)
+    assert counts[0] == counts[1], counts
