@@ -21,9 +21,9 @@ from dataio.images import load_digits, save_grid
 from dataio.mnist import load_mnist
 from engine import config, provenance
 from engine.checkpoint import versions
-from engine.generation import class_labels
 from engine.errors import UserError
 from engine.fileio import check_name, ensure_dir, sha256_file, write_json
+from engine.generation import class_labels
 from engine.progress import live
 from metrics import features, inception, integrity
 from metrics.evaluation import evaluate_features, reference, unranked_reason

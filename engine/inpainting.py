@@ -49,7 +49,7 @@ def forward_complete(model, y: torch.Tensor, mask: torch.Tensor, coord_conv: boo
 
 
 def loss(model, sched, x0: torch.Tensor, mask: torch.Tensor, cfg, generator: torch.Generator | None = None,
-         t: torch.Tensor | None = None, noise: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+         t: torch.Tensor | None = None, noise: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Training loss of an inpaint or complete task on clean images x0 (model range) and masks.
 
     inpaint: the diffusion loss of cfg.diffusion with per-pixel weight hole_weight on the hole and

@@ -2,6 +2,7 @@
 tiny arguments through the Makefile's *_ARGS variables), so a change of a default cannot break a target
 unseen. `make test` and `make venv` are what CI itself runs (.ci/run) on a fresh clone."""
 import json
+import re
 import subprocess
 import sys
 
@@ -59,8 +60,25 @@ def test_make_moons_runs_the_two_moons_recipe(folder):
     assert list((folder / "results").glob("moons*.json")), list(folder.rglob("*"))
 
 
-def test_make_bench_prints_its_tables(folder):
-    # FAST_PATHS off here: torch.compile alone would take minutes (tests/test_cli.py covers bench.py's options)
+def test_make_bench_prints_speeds_and_the_ratios_against_diffusers_at_equal_parameters(folder):
+    before = sorted(folder.iterdir())
+    # FAST_PATHS off here: torch.compile alone would take minutes
     proc = make(folder, "bench", "BENCH_ARGS=--train_steps 1 --sample_n 4", "FAST_PATHS=")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert proc.stdout.count("train: ") == 3 and "| measurement | this project |" in proc.stdout
+    lines = proc.stdout.splitlines()
+    speeds = [l for l in lines if l.startswith(("train: ", "sample: "))]  # scripts/benchmark.py, three configs
+    assert len(speeds) == 6 and all(float(l.split()[1]) > 0 for l in speeds), speeds
+    assert [("one pass" in l) for l in speeds if l.startswith("sample")] == [False, False, True]
+    sizes = next(l for l in lines if l.startswith("parameters: "))  # benchmarks/bench.py
+    count = lambda who: int(re.search(who + r" ([\d,]+) ", sizes).group(1).replace(",", ""))
+    ours = count("this project")
+    assert count("same layout") == ours, "the same layout is the same network in diffusers' code"
+    assert abs(count("DDPM layout") - ours) <= 0.1 * ours and "blocks per level" in sizes
+    table = [l.split(" | ") for l in lines if l.startswith("| ") and " | " in l]
+    rows = [r for r in table[2:] if r[1][0].isdigit()]
+    assert len(rows) == 5 and sum("DDPM layout" in r[0] for r in rows) == 2, table
+    for r in rows:
+        a, b, ratio = float(r[1]), float(r[3]), float(r[5].split("x")[0])
+        low, high = map(float, r[5].split("(")[1].split(")")[0].split("-"))
+        assert a > 0 and b > 0 and ratio == pytest.approx(a / b, rel=0.02) and low <= high
+    assert sorted(folder.iterdir()) == before, "no files written"
