@@ -4,7 +4,7 @@
 # make moons: the two-moons test bed's best recipe, end to end (about 3 minutes on 2 CPU cores).
 # make bench: training and sampling speed, and the comparison against diffusers' UNet.
 # make clean: remove the demo's (or NAME's) checkpoints, outputs and result.
-# Extra arguments per step (tests/test_makefile.py runs every target with tiny ones):
+# Extra arguments per step (tests/test_makefile.py runs demo, moons, bench and clean with tiny ones; CI runs test):
 #   TRAIN_ARGS (train.py key=value overrides), SAMPLE_ARGS and EVAL_ARGS (sample.py / evaluate.py flags),
 #   MOONS_ARGS (moons.py), BENCH_ARGS (scripts/benchmark.py and benchmarks/bench.py), FAST_PATHS.
 # ROOT: the repository, so that `make -f path/to/Makefile` works from another folder (runs are written
@@ -20,16 +20,16 @@ FAST_PATHS ?= --fast_paths
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: $(ROOT)requirements.txt $(ROOT)requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet -r $(ROOT)requirements-dev.txt
 	touch $@
 
 demo: venv
 	$(PY) $(ROOT)train.py --config $(ROOT)configs/demo.yaml --student_name $(NAME) $(TRAIN_ARGS)
 	$(PY) $(ROOT)sample.py --checkpoint checkpoints/$(NAME)/final.pt --student_name $(NAME) $(SAMPLE_ARGS)
 	$(PY) $(ROOT)evaluate.py --student_name $(NAME) $(EVAL_ARGS)
-	@echo "sample grid: outputs/$(NAME)/grid.png (a row per digit)   training grids: outputs/$(NAME)/train_grid_*.png"
+	@echo "sample grid: outputs/$(NAME)/grid.png (each row: 0-9)   training grids: outputs/$(NAME)/train_grid_*.png"
 
 test: venv
 	cd $(ROOT) && $(PY) -m pytest -q

@@ -24,6 +24,15 @@ from engine.progress import bar as progress_bar
 from metrics.inpainting import masked_mean, ssim
 
 TASKS = ("generate", "inpaint", "complete")
+# keys completions' generators apart from generation's keyed_generator(seed, i) and training's
+# keyed_generator(seed, batch): numpy pads short seeds with zeros, so (seed, i) = (seed, i, 0, 0)
+COMPLETION_STREAM = 0x636F6D70
+
+
+def completion_generators(seed: int, images: range, draw: int, repeats: int, member: int = 0) -> list:
+    """One generator per (image, repeat), image-major, as `estimate` takes them: completion r of image i
+    of ensemble member m draws from keyed_generator(seed, COMPLETION_STREAM, i, draw, r, m)."""
+    return [keyed_generator(seed, COMPLETION_STREAM, i, draw, r, member) for i in images for r in range(repeats)]
 
 
 def conditioning(y: torch.Tensor, mask: torch.Tensor, coord_conv: bool) -> torch.Tensor:
@@ -117,8 +126,8 @@ def complete(model, cfg, images: torch.Tensor, masks: torch.Tensor, seed: int, *
              mean_of: int = 1, draw: int = 0, progress: bool = True) -> np.ndarray:
     """Complete uint8 digits (N, 28, 28) on bool masks (N, 1, 28, 28) with a model trained for any
     task (see `estimate`); returns uint8 (N, 28, 28) whose known pixels equal the input's. Completion
-    r of image i draws its noise from keyed_generator(seed, i, draw, r), so it is the same whatever
-    the batch size; another `draw` is another sample of the same completions."""
+    r of image i draws its noise from its own generator (completion_generators), so it is the same
+    whatever the batch size; another `draw` is another sample of the same completions."""
     return _complete([(model, cfg, mean_of)], [1.0], images, masks, seed, draw, batch_size, device, progress)
 
 
@@ -156,8 +165,9 @@ def _complete(members: list, weights, images, masks, seed, draw, batch_size, dev
         for start in range(0, len(images), batch_size):
             x0 = to_model_range(images[start:start + batch_size]).to(device)
             m = masks[start:start + batch_size].to(device)
-            keyed = lambda k: [keyed_generator(seed, i, draw, r) for i in range(start, start + len(x0)) for r in range(k)]
-            x = sum(w * estimate(model, cfg, x0, m, keyed(k), mean_of=k) for (model, cfg, k), w in zip(members, weights))
+            rows = range(start, start + len(x0))
+            x = sum(w * estimate(model, cfg, x0, m, completion_generators(seed, rows, draw, k, member), mean_of=k)
+                    for member, ((model, cfg, k), w) in enumerate(zip(members, weights)))
             out.append(to_uint8(masks_mod.paste(x0, x, m)).numpy())
             bar.update(len(x0))
     return np.concatenate(out)

@@ -6,6 +6,7 @@ Heusel et al. 2017; logits give the class histogram and confidence checks.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,12 @@ class LeNet(nn.Module):
 def preprocess(images_u8: np.ndarray | torch.Tensor) -> torch.Tensor:
     x = torch.as_tensor(np.asarray(images_u8)).float().div(255).unsqueeze(1)
     return (x - MEAN) / STD
+
+
+def test_accuracy() -> float:
+    """The shipped network's accuracy on the 10,000 MNIST test digits, as recorded beside its weights
+    (scripts/train_feature_net.py measured it; tests/test_evaluate.py checks it)."""
+    return float(json.loads(WEIGHTS.with_suffix(".json").read_text())["test_accuracy"])
 
 
 def sha256(path: Path = WEIGHTS) -> str:

@@ -24,7 +24,7 @@ from dataio.mnist import load_mnist, to_model_range, validation_split  # noqa: E
 from engine import checkpoint  # noqa: E402
 from engine.errors import ArgumentParser, UserError, exit_on_user_error  # noqa: E402
 from engine.fileio import write_json  # noqa: E402
-from engine.inpainting import affine_least_squares, estimate  # noqa: E402
+from engine.inpainting import affine_least_squares, completion_generators, estimate  # noqa: E402
 from engine.progress import bar  # noqa: E402
 
 
@@ -61,13 +61,13 @@ def main(argv=None) -> int:
     hole = masks.make("center", n, size=next(iter(holes))[1])
     target = (val.double() / 255)[hole[:, 0]].numpy()
     preds = []
-    for path, (_, c, model) in zip(args.checkpoints, loaded):
-        gen = torch.Generator().manual_seed(c.sample.seed)
+    for member, (path, (_, c, model)) in enumerate(zip(args.checkpoints, loaded)):
         out = []
         with bar(n, str(path), "digits", enabled=not args.no_progress) as progress:
             for s in range(0, n, args.batch_size):
                 part = slice(s, s + args.batch_size)
-                x = estimate(model, c, to_model_range(val[part]), hole[part], gen, mean_of=c.sample.mean_of)
+                gens = completion_generators(c.sample.seed, range(n)[part], 0, c.sample.mean_of, member)  # as sample.py
+                x = estimate(model, c, to_model_range(val[part]), hole[part], gens, mean_of=c.sample.mean_of)
                 out.append(((x.double() + 1) / 2)[hole[part]])
                 progress.update(len(x))
         preds.append(torch.cat(out).numpy())

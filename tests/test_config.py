@@ -56,13 +56,13 @@ def test_round_trip_through_dict():
     ("steps", "section.key=value"),
     ("diffusion.level_sampling=beta", "uniform, lognormal"),
     ("diffusion.p_std=0", "diffusion.p_std"),
-    ("train.eval_samples=1", "train.eval_samples"),
+    ("train.eval_every=1 train.eval_samples=1", "train.eval_samples=1 .* >= 2"),
     ("data.val_size=60000", "data.val_size"),
     ("train.val_every=5", "train.val_every.*data.val_size > 0"),
 ])
 def test_bad_overrides_name_the_key(override, fragment):
     with pytest.raises(UserError, match=fragment.replace("[", r"\[")):
-        config.load(REPO / "configs" / "tiny.yaml", [override])
+        config.load(REPO / "configs" / "tiny.yaml", override.split())
 
 
 @pytest.mark.parametrize("config_name, overrides, fragment", [

@@ -203,6 +203,11 @@ def test_completions_do_not_depend_on_the_batch_size(task, mean_of):
     seven = run(7)
     assert np.array_equal(seven, run(50))  # two batches of 7 and 5, against one of 12
     assert not np.array_equal(seven, run(7, seed=4)) and not np.array_equal(seven, run(7, draw=1))
+    from engine.generation import keyed_generator  # completions draw apart from generation's (seed, i) streams
+    first = lambda g: torch.randn(8, generator=g)
+    assert not torch.equal(first(inpainting.completion_generators(3, range(5, 6), 0, 1)[0]), first(keyed_generator(3, 5)))
+    members = [inpainting.completion_generators(3, range(5, 6), 0, 1, m)[0] for m in (0, 1)]
+    assert not torch.equal(first(members[0]), first(members[1])), "ensemble members draw their own noise"
 
 
 def test_uint8_round_trip_is_exact_and_rounds():
