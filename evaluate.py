@@ -26,11 +26,11 @@ import torch
 from dataio import masks
 from dataio.images import load_digits, read_course_npz, read_npz, value_scale
 from dataio.mnist import EVAL_SEED, eval_indices, load_mnist
-from engine import moons
-from engine.checkpoint import versions
-from engine.errors import ArgumentParser, UserError, exit_on_user_error
-from engine.fileio import check_name, ensure_dir, write_json
-from engine.grading import score_digits
+from tasks import moons
+from common.runtime import versions
+from common.errors import ArgumentParser, UserError, exit_on_user_error
+from common.fileio import check_name, ensure_dir, write_json
+from grading.submissions import score_digits
 from metrics import inception
 from metrics import inpainting as inpaint_metrics
 

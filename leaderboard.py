@@ -5,10 +5,10 @@
 
 Prints the tables and writes results/leaderboard.{md,csv,html} (and leaderboard_inpaint.csv).
 --submissions first grades DIR/NAME/ (checkpoint, config.yaml, samples.npz or samples/, samples.json;
-see engine/grading.py): every folder without an up-to-date result is evaluated, K of its samples
+see grading/submissions.py): every folder without an up-to-date result is evaluated, K of its samples
 are regenerated from its checkpoint (verified or not), and broken folders are named and skipped.
 Generation entries are listed apart, not ranked, without exactly 5,000 samples, when not verified,
-or when flagged by the copy or near-duplicate check (metrics/integrity.py). Neighbours whose
+or when flagged by the copy or near-duplicate check (grading/integrity.py). Neighbours whose
 FIDs differ by less than twice their combined bootstrap spread are marked as within noise (~).
 Inpainting entries (results/NAME_inpaint.json) are ranked by hole MSE among entries scored on the
 same mask and test digits (seed, n_eval). Neighbours are marked within noise when their hole MSEs
@@ -19,63 +19,44 @@ import base64
 import csv
 import html
 import io
-import json
 import sys
 from pathlib import Path
 
-from engine.errors import ArgumentParser, exit_on_user_error
-from engine.fileio import atomic_path, ensure_dir, write_text
+from common.errors import ArgumentParser, exit_on_user_error
+from common.fileio import atomic_path, ensure_dir, write_text
+from grading.ranking import load_results, rank, rank_inpainting
 
 COLUMNS = ("rank", "student_name", "fid", "fid_std", "x_floor", "kid", "precision", "recall", "density",
            "coverage", "class_kl", "confidence", "labels", "label_agreement", "num_samples", "verified", "copies",
            "near_duplicates", "noise")
 UNRANKED_COLUMNS = COLUMNS[:-1] + ("not_ranked_reason",)
-REQUIRED_KEYS = ("student_name", "num_samples", "fid", "fid_bootstrap_std", "kid_mean")
 INPAINT_COLUMNS = ("mask", "rank", "student_name", "method", "hole_mse", "hole_mse_sem", "hole_psnr", "hole_l1",
                    "hole_ssim", "whole_ssim", "s_per_image", "n_eval", "seed", "noise")
-INPAINT_KEYS = ("student_name", "mask", "hole_mse", "hole_mse_sem", "hole_psnr", "hole_l1", "hole_ssim", "n_eval")
 
 
-def load_results(folder: Path) -> tuple[list[dict], list[dict], list[str]]:
-    """(generation entries, inpainting entries, warnings about files that are skipped)."""
-    entries, inpaint, warnings = [], [], []
-    for path in sorted(folder.glob("*.json")):
-        try:
-            r = json.loads(path.read_text())
-            if not isinstance(r, dict):
-                raise ValueError("not a JSON object")
-            if r.get("task") in ("course", "moons"):  # scores of other kinds (moons: scripts/moons_table.py)
-                continue
-            is_inpaint = r.get("task") == "inpaint"
-            missing = [k for k in (INPAINT_KEYS if is_inpaint else REQUIRED_KEYS) if k not in r]
-            if missing:
-                raise ValueError(f"missing {', '.join(missing)}")
-            if is_inpaint:
-                float(r["hole_mse"]), float(r["hole_mse_sem"]), int(r["n_eval"])
-            else:
-                float(r["fid"]), float(r["kid_mean"]), int(r["num_samples"])
-        except (ValueError, TypeError, json.JSONDecodeError) as e:
-            warnings.append(f"warning: skipped {path} ({str(e)[:80]})")
-            continue
-        (inpaint if is_inpaint else entries).append(r)
-    return entries, inpaint, warnings
+def generation_tables(groups: list[dict], unranked: list) -> tuple[list[tuple[str, list[dict]]], list[dict]]:
+    """([(title, rows)] one table per comparable group, unranked rows with their reason)."""
+    several = len(groups) > 1
+    tables = []
+    for g in groups:
+        title = (f"{g['feature_net']} features (sha256 {g['sha256'][:12]})" if several else "") + \
+            (f"{', ' if several else ''}{g['labels']}" if g["labels"] else "")
+        rows = [{**_row(e, r), "noise": "~ " + ", ".join(near) if near else ""} for r, e, near in g["rows"]]
+        tables.append((title, rows))
+    return tables, [{**_row(e, "-"), "not_ranked_reason": reason} for e, reason in unranked]
 
 
-def within_noise(a: dict, b: dict) -> bool:
-    return abs(a["fid"] - b["fid"]) < 2 * (a["fid_bootstrap_std"] ** 2 + b["fid_bootstrap_std"] ** 2) ** 0.5
-
-
-def rank(entries: list[dict]) -> tuple[list[dict], list[dict]]:
-    """(ranked rows, unranked rows with their reason)."""
-    from metrics.evaluation import unranked_reason
-
-    ranked = sorted((e for e in entries if unranked_reason(e) is None), key=lambda e: (e["fid"], e["kid_mean"]))
+def inpaint_table(ranked: list[tuple]) -> list[dict]:
     rows = []
-    for i, e in enumerate(ranked):
-        near = [ranked[j]["student_name"] for j in (i - 1, i + 1) if 0 <= j < len(ranked) and within_noise(e, ranked[j])]
-        rows.append({**_row(e, i + 1), "noise": "~ " + ", ".join(near) if near else ""})
-    unranked = [{**_row(e, "-"), "not_ranked_reason": unranked_reason(e)} for e in entries if unranked_reason(e)]
-    return rows, unranked
+    for mask, seed, r, e, near in ranked:
+        g = lambda k, fmt: format(e[k], fmt) if isinstance(e.get(k), (int, float)) else ""  # noqa: E731
+        rows.append({"mask": mask, "rank": r, "student_name": e["student_name"],
+                     "method": e.get("method", ""), "hole_mse": g("hole_mse", ".5f"),
+                     "hole_mse_sem": g("hole_mse_sem", ".5f"), "hole_psnr": g("hole_psnr", ".2f"),
+                     "hole_l1": g("hole_l1", ".4f"), "hole_ssim": g("hole_ssim", ".4f"),
+                     "whole_ssim": g("whole_ssim", ".4f"), "s_per_image": g("seconds_per_image", ".4f"),
+                     "n_eval": e["n_eval"], "seed": seed, "noise": "~ " + ", ".join(near) if near else ""})
+    return rows
 
 
 def _row(e: dict, rank_) -> dict:
@@ -107,40 +88,13 @@ def _verified(e: dict) -> str:
     return f"{'yes' if e['verified'] else 'no'} {p.get('matched')}/{p.get('checked')}"
 
 
-def inpaint_within_noise(a: dict, b: dict) -> bool:
-    from metrics.inpainting import paired_difference
-
-    if "hole_mse_per_image" in a and "hole_mse_per_image" in b:
-        diff, sem = paired_difference(a["hole_mse_per_image"], b["hole_mse_per_image"])
-    else:
-        diff, sem = a["hole_mse"] - b["hole_mse"], (a["hole_mse_sem"] ** 2 + b["hole_mse_sem"] ** 2) ** 0.5
-    return abs(diff) < 2 * sem
-
-
-def rank_inpainting(entries: list[dict]) -> list[dict]:
-    """Rows grouped by mask and test digits, ranked by hole MSE within each (ties by PSNR, higher first)."""
-    from metrics.inpainting import scored_on
-
-    rows = []
-    for key in sorted({scored_on(e) for e in entries}):
-        group = sorted((e for e in entries if scored_on(e) == key), key=lambda e: (e["hole_mse"], -e["hole_psnr"]))
-        for i, e in enumerate(group):
-            near = [group[j]["student_name"] for j in (i - 1, i + 1)
-                    if 0 <= j < len(group) and inpaint_within_noise(e, group[j])]
-            g = lambda k, fmt: format(e[k], fmt) if isinstance(e.get(k), (int, float)) else ""
-            rows.append({"mask": key[0], "rank": i + 1, "student_name": e["student_name"],
-                         "method": e.get("method", ""), "hole_mse": g("hole_mse", ".5f"),
-                         "hole_mse_sem": g("hole_mse_sem", ".5f"), "hole_psnr": g("hole_psnr", ".2f"),
-                         "hole_l1": g("hole_l1", ".4f"), "hole_ssim": g("hole_ssim", ".4f"),
-                         "whole_ssim": g("whole_ssim", ".4f"), "s_per_image": g("seconds_per_image", ".4f"),
-                         "n_eval": e["n_eval"], "seed": key[1], "noise": "~ " + ", ".join(near) if near else ""})
-    return rows
-
-
-def markdown(rows: list[dict], unranked: list[dict], inpaint_rows: list[dict] = ()) -> str:
-    line = lambda cells: "| " + " | ".join(str(c) for c in cells) + " |"
-    out = ["## Generation (FID)", "", line(COLUMNS), line(["---"] * len(COLUMNS))]
-    out += [line(r[c] for c in COLUMNS) for r in rows]
+def markdown(tables: list[tuple[str, list[dict]]], unranked: list[dict], inpaint_rows: list[dict] = ()) -> str:
+    line = lambda cells: "| " + " | ".join(str(c) for c in cells) + " |"  # noqa: E731
+    out = []
+    for title, rows in tables or [("", [])]:
+        out += [f"## Generation (FID{', ' + title if title else ''})", "", line(COLUMNS), line(["---"] * len(COLUMNS))]
+        out += [line(r[c] for c in COLUMNS) for r in rows] + [""]
+    out = out[:-1]
     if unranked:
         out += ["", "Not ranked:", ""] + [f"- {r['student_name']}: {r['not_ranked_reason']}" for r in unranked]
     if inpaint_rows:
@@ -221,10 +175,13 @@ def html_table(rows: list[dict], columns: tuple, outputs: Path, picture: str) ->
     return f'<table class="sortable"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def html_page(rows: list[dict], unranked: list[dict], outputs: Path, inpaint_rows: list[dict] = (),
-              floor: float | None = None) -> str:
+def html_page(tables: list[tuple[str, list[dict]]], unranked: list[dict], outputs: Path, inpaint_rows: list[dict] = (),
+              floors: list[float | None] = ()) -> str:
+    floor = floors[0] if len(floors) == 1 else None
     floor_text = (f"The floor is FID {floor:.3f}: 5,000 real training digits against the test set, so no "
-                  "model is expected below it. " if floor else "")
+                  "model is expected below it. " if floor else
+                  "Each table has its own floor (x_floor): FIDs on different feature networks are not comparable. "
+                  if len(floors) > 1 else "")
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>Leaderboard</title>"
              f"<style>{PAGE_STYLE}</style></head><body><h1>MNIST diffusion leaderboard</h1>"
              f"<p id='summary'>{floor_text}~ marks neighbours within noise: their FIDs differ by less than twice "
@@ -233,7 +190,8 @@ def html_page(rows: list[dict], unranked: list[dict], outputs: Path, inpaint_row
              "samples matched the submitted checkpoint (not checked when none was handed in). <b>copies</b>, "
              "<b>near_duplicates</b>: shares of samples closer to a training digit, or to another sample, "
              "than 99% of held-out test digits are; above 5% the entry is flagged.</p>",
-             html_table(rows, COLUMNS, outputs, "grid.png")]
+             *(f"{f'<h2>{html.escape(title)}</h2>' if title else ''}{html_table(rows, COLUMNS, outputs, 'grid.png')}"
+               for title, rows in tables or [("", [])])]
     if unranked:
         parts += ["<h2>Not ranked</h2>", html_table(unranked, UNRANKED_COLUMNS, outputs, "grid.png")]
     if inpaint_rows:
@@ -264,6 +222,8 @@ def main(argv=None) -> int:
     p.add_argument("--data_root", default="data", help="torchvision MNIST root")
     p.add_argument("--cache_dir", default="data/fid_cache", help="where reference statistics are cached")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    p.add_argument("--split_labels", action="store_true", help="rank class-conditional and unconditional entries "
+                   "in separate tables")
     args = p.parse_args(argv)
     folder = ensure_dir(args.results)
     if args.submissions:
@@ -271,15 +231,18 @@ def main(argv=None) -> int:
     entries, inpaint, warnings = load_results(folder)
     for w in warnings:
         print(w, file=sys.stderr)
-    rows, unranked = rank(entries)
-    inpaint_rows = rank_inpainting(inpaint)
-    md = markdown(rows, unranked, inpaint_rows)
+    groups, unranked = rank(entries, verified_only=bool(args.submissions), split_labels=args.split_labels)
+    tables, unranked_rows = generation_tables(groups, unranked)
+    inpaint_rows = inpaint_table(rank_inpainting(inpaint))
+    md = markdown(tables, unranked_rows, inpaint_rows)
     write_text(folder / "leaderboard.md", md)
-    write_csv(folder / "leaderboard.csv", COLUMNS, rows + unranked)
+    write_csv(folder / "leaderboard.csv", COLUMNS + ("table",),
+              [{**r, "table": title} for title, rows in tables for r in rows] + unranked_rows)
     if inpaint_rows:
         write_csv(folder / "leaderboard_inpaint.csv", INPAINT_COLUMNS, inpaint_rows)
-    floor = next((e["fid_floor_mean"] for e in entries if isinstance(e.get("fid_floor_mean"), float)), None)
-    write_text(folder / "leaderboard.html", html_page(rows, unranked, Path(args.outputs), inpaint_rows, floor))
+    floors = {e.get("feature_net_sha256"): e["fid_floor_mean"] for e in entries if isinstance(e.get("fid_floor_mean"), float)}
+    write_text(folder / "leaderboard.html", html_page(tables, unranked_rows, Path(args.outputs), inpaint_rows,
+                                                      list(floors.values())))
     found = entries or inpaint
     print(md if found else "no results yet: run evaluate.py first", end="" if found else "\n")
     print(f"wrote {folder}/leaderboard.md, .csv, .html")
@@ -288,9 +251,9 @@ def main(argv=None) -> int:
 
 def grade(args, results: Path) -> None:
     """Grade the submissions folder into `results`, one line per student."""
-    from engine.errors import UserError
-    from engine.generation import pick_device
-    from engine.grading import grade_submissions
+    from common.errors import UserError
+    from common.runtime import pick_device
+    from grading.submissions import grade_submissions
 
     if args.checked < 1:
         raise UserError(f"--checked must be at least 1, got {args.checked}")

@@ -15,12 +15,14 @@ use the raw weights unless --sample-use-ema, as in the seed.
 import sys
 import time
 
-from engine import checkpoint, config, moons
-from engine.errors import ArgumentParser, UserError, exit_on_user_error
-from engine.fileio import check_name, ensure_dir
-from engine.generation import pick_device
+from engine import checkpoint, config
+from tasks import MOONS, for_config
+from tasks import moons
+from common.errors import ArgumentParser, UserError, exit_on_user_error
+from common.fileio import check_name, ensure_dir
+from common.runtime import pick_device
 from engine.trainer import RunPaths, train
-from models.model import build_model
+from tasks import build_network
 
 FLAGS = {  # seed flag -> config keys it sets
     "train_steps": ("train.steps",), "batch_size": ("train.batch_size",), "lr": ("train.lr",),
@@ -62,7 +64,7 @@ def main(argv=None) -> int:
     flags = [f"{key}={getattr(args, flag)}" for flag, keys in FLAGS.items() for key in keys
              if getattr(args, flag) is not None]
     cfg = config.load(args.config, args.overrides + flags)
-    if cfg.data.name != "moons":
+    if for_config(cfg) is not MOONS:
         raise UserError(f"{args.config} has data.name={cfg.data.name}; moons.py runs two-moons configs "
                         "(configs/moons.yaml, configs/moons_seed.yaml)")
     progress = not args.no_progress
@@ -74,7 +76,7 @@ def main(argv=None) -> int:
     train_seconds = time.perf_counter() - start
 
     ckpt = checkpoint.load(paths.final)
-    model = build_model(cfg)
+    model = build_network(cfg)
     weights = "ema" if args.sample_use_ema else "model"
     checkpoint.load_weights(model, ckpt["ema"]["model"] if args.sample_use_ema else ckpt["model"], paths.final, weights)
     device = pick_device(cfg.train.device)

@@ -4,7 +4,7 @@
         [--sampler ddim|ddpm|dpmpp_2m|euler|heun] [--steps S] [--spacing trailing|uniform|leading]
         [--eta E] [--batch_size B] [--seed K] [--no-ema] [--guidance W] [--digit D] [--no-progress]
     python sample.py --checkpoint ... --task inpaint [--mask center|box|half|pixels|center8|center12]
-        [--mask_size K] [--n N] [--mean_of K] [sample.dc_repeats=R sample.jump_length=J sample.mean_at=F ...]
+        [--mask_size K] [--n N] [--mean_of K] [inpaint.dc_repeats=R inpaint.jump_length=J inpaint.mean_at=F ...]
     python sample.py --checkpoint ... --task course --input masked.npz --out submission.npz
     python sample.py --checkpoint a.pt b.pt ... [--weights WA WB ...] --task inpaint|course ...
 
@@ -12,7 +12,7 @@ generate writes outputs/NAME/samples/00000.png..., outputs/NAME/samples.npz (uin
 key "images"), outputs/NAME/grid.png (first 100) and outputs/NAME/samples.json (what made them).
 torchrun --nproc_per_node N sample.py ... splits generate's samples over N processes; every sample
 has its own noise (seeded by --seed and its index), so the files are the same for any N or
---batch_size. A two-moons checkpoint (data.name: moons) writes outputs/NAME/samples.npz (float32 N x 2, key
+--batch_size. A two-moons checkpoint (the moons task) writes outputs/NAME/samples.npz (float32 N x 2, key
 "points") and the plots moons.png (target vs generated), generated.png and reverse.png.
 inpaint completes N MNIST test digits (chosen by --seed, default 42, as evaluate.py expects) and
 writes outputs/NAME/inpaint/completions.npz (images, indices, masks), completions.json and
@@ -23,7 +23,6 @@ input's layout and dtype. Several checkpoints make an ensemble for inpaint and c
 mean of their completions (equal weights unless --weights; scripts/fit_ensemble.py fits them on
 validation digits).
 """
-import datetime
 import sys
 import time
 from pathlib import Path
@@ -32,14 +31,16 @@ import numpy as np
 import torch
 
 from dataio import masks
-from dataio.images import read_course_npz, save_grid, save_npz, save_rows, value_scale, write_png_folder
+from common.errors import ArgumentParser, UserError, exit_on_user_error
+from common.fileio import check_name, ensure_dir, sha256_file, write_json
+from common.runtime import pick_device, timing
+from dataio.images import read_course_npz, save_npz, save_rows, value_scale
 from dataio.mnist import EVAL_SEED, eval_indices, load_mnist
 from diffusion.samplers import SAMPLERS, SIGMAS, SPACINGS
-from engine import checkpoint, config, distributed, moons
-from engine.errors import ArgumentParser, UserError, exit_on_user_error
-from engine.fileio import atomic_dir, check_name, ensure_dir, sha256_file, write_json
-from engine.generation import generate, pick_device
-from engine.inpainting import complete_ensemble, panel_rows, stop_level
+from common import distributed
+from engine import checkpoint, config
+from tasks import for_config
+from tasks.completion import complete_ensemble, panel_rows
 
 PANEL_DIGITS, PANEL_SAMPLES = 10, 3
 COURSE_MASK = "center8"  # the course task: image[10:18, 10:18] = 0
@@ -66,7 +67,7 @@ def parse(argv):
     p.add_argument("--mask", choices=masks.MASKS, help="inpaint: mask kind (default: the config's task.mask)")
     p.add_argument("--mask_size", type=int, help="inpaint: hole side for center/box masks (default: task.mask_size)")
     p.add_argument("--n", type=int, default=500, help="inpaint: test digits to complete (default 500)")
-    p.add_argument("--mean_of", type=int, help="inpaint/course: average K completions per image (sample.mean_of)")
+    p.add_argument("--mean_of", type=int, help="inpaint/course: average K completions per image (inpaint.mean_of)")
     p.add_argument("--input", help="course: npz of masked 28x28 digits")
     p.add_argument("--out", help="course: where to write the completed npz")
     p.add_argument("--data_root", default="data", help="inpaint: torchvision MNIST root")
@@ -105,9 +106,10 @@ def main(argv=None) -> int:
     members, sources = [], []
     for ckpt_path in paths:
         cfg, model, source = load_member(args, ckpt_path, device)
-        if ctx.world > 1 and (args.task != "generate" or cfg.data.name == "moons"):
-            raise UserError(f"torchrun splits MNIST generation only; run --task {args.task} "
-                            f"{'(two moons) ' if cfg.data.name == 'moons' else ''}as one process (python sample.py ...)")
+        task = for_config(cfg)
+        if ctx.world > 1 and (args.task != "generate" or not task.makes_digits):
+            raise UserError(f"torchrun splits MNIST generation only; run --task {args.task} with a {task.name} model "
+                            "as one process (python sample.py ...)")
         if args.task == "generate":
             status = generate_digits(args, cfg, model, device, name, source, ctx)
             distributed.close(ctx)
@@ -134,93 +136,57 @@ def load_member(args, ckpt_path: Path, device):
 
 
 def generate_digits(args, cfg, model, device, name: str, source: dict, ctx: distributed.Context) -> int:
-    ckpt_path, s = source["checkpoint"], cfg.sample
-    if cfg.task.name != "generate":
-        raise UserError(f"{ckpt_path} was trained for task.name={cfg.task.name}, which completes masked digits; "
-                        "use --task inpaint or --task course")
+    ckpt_path, s, task = source["checkpoint"], cfg.sample, for_config(cfg)
     n = args.num_samples or s.num_samples
-    sampler, steps, spacing = args.sampler or s.sampler, args.steps or s.steps, args.spacing or s.spacing
-    sigmas = args.sigmas or s.sigmas
-    eta = s.eta if args.eta is None else args.eta
-    seed = s.seed if args.seed is None else args.seed
-    batch_size = args.batch_size or s.batch_size
-    guidance = s.guidance if args.guidance is None else args.guidance
     digit = s.digit if args.digit is None else args.digit
+    settings = {"sampler": args.sampler or s.sampler, "steps": args.steps or s.steps, "eta": s.eta if args.eta is None
+                else args.eta, "seed": s.seed if args.seed is None else args.seed, "spacing": args.spacing or s.spacing,
+                "sigmas": args.sigmas or s.sigmas, "guidance": s.guidance if args.guidance is None else args.guidance,
+                "digit": digit, "num_samples": n, "batch_size": args.batch_size or s.batch_size}
     if args.digit is not None and not 0 <= args.digit <= 9:
         raise UserError(f"--digit must be one of 0-9, got {args.digit}")
-    if guidance < 0:
-        raise UserError(f"--guidance must be >= 0, got {guidance}")
+    if settings["guidance"] < 0:
+        raise UserError(f"--guidance must be >= 0, got {settings['guidance']}")
     if (args.guidance or args.digit is not None) and not cfg.model.num_classes:
         raise UserError(f"{ckpt_path} is an unconditional model: --guidance and --digit need one trained with "
                         "model.num_classes=10")
-    if guidance > 0 and not cfg.train.label_dropout:
+    if settings["guidance"] > 0 and not cfg.train.label_dropout:
         raise UserError(f"{ckpt_path} was trained with train.label_dropout=0, so its 'no label' prediction is untrained "
                         "and guidance would extrapolate from it; sample with --guidance 0")
-    if sampler in ("euler", "heun") and cfg.diffusion.zero_terminal_snr:
-        raise UserError(f"--sampler {sampler} needs a finite sigma_max, but {ckpt_path} was trained with "
+    if settings["sampler"] in ("euler", "heun") and cfg.diffusion.zero_terminal_snr:
+        raise UserError(f"--sampler {settings['sampler']} needs a finite sigma_max, but {ckpt_path} was trained with "
                         "zero_terminal_snr; use ddim, ddpm or dpmpp_2m")
     if n < ctx.world:
         raise UserError(f"{ctx.world} processes for {n} samples: use at most {n} processes")
     out_dir = Path(args.out_root) / name
     if ctx.main:
         ensure_dir(out_dir)  # checked before the long part, after the cheap checks
-
-    if cfg.data.name == "moons":
-        moons.sample_and_save(model, cfg, out_dir, {"student_name": name, **source, "device": str(device)}, n=n,
-                              seed=seed, device=device, sampler=sampler, steps=steps, spacing=spacing,
-                              sigmas=sigmas, eta=eta, batch_size=batch_size, progress=not args.no_progress)
-        print(f"{n} points -> {out_dir}/samples.npz; plots: {out_dir}/moons.png, {out_dir}/generated.png, "
-              f"{out_dir}/reverse.png")
-        return 0
-    start = time.perf_counter()
-    images = generate(model, cfg, n, seed=seed, sampler=sampler, steps=steps, eta=eta, batch_size=batch_size,
-                      device=device, spacing=spacing, sigmas=sigmas, guidance=guidance, digit=digit,
-                      indices=ctx.share(n), progress=ctx.main and not args.no_progress)
-    images = distributed.gather_to_main(ctx, images)  # every sample's noise is its own: the split changes nothing
-    seconds = time.perf_counter() - start
-    if not ctx.main:
-        return 0
-    meta = {"student_name": name, "num_samples": int(n), **source, "sampler": sampler, "steps": steps,
-            "spacing": spacing, "sigmas": sigmas, "eta": eta, "guidance": guidance, "digit": digit, "seed": seed,
-            "num_classes": cfg.model.num_classes,
-            "batch_size": batch_size, "processes": ctx.world, **_timing(device, seconds, n)}
-    with atomic_dir(out_dir / "samples") as tmp:
-        write_png_folder(tmp, images)
-    save_npz(out_dir / "samples.npz", images=images)
-    save_grid(out_dir / "grid.png", images[:100], nrow=10)
-    write_json(out_dir / "samples.json", meta)
-    print(f"{n} samples in {seconds:.1f}s ({n / seconds:.1f} img/s) -> {out_dir}/samples/, "
-          f"{out_dir}/samples.npz; grid: {out_dir}/grid.png")
+    done = task.write_samples(model, cfg, out_dir, settings, {"student_name": name, **source}, device=device, ctx=ctx,
+                              progress=ctx.main and not args.no_progress)
+    if ctx.main:
+        print(done)
     return 0
-
-
-def _timing(device, seconds: float, n: int) -> dict:
-    return {"device": str(device), "seconds": round(seconds, 2), "images_per_s": round(n / seconds, 2),
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "versions": checkpoint.versions()}
 
 
 def completion_config(args, cfg, ckpt_path) -> None:
     """Fold the inpainting flags and KEY=VALUE overrides into cfg (validated like a config file)."""
     if args.sampler not in (None, "ddim"):
         raise UserError(f"inpainting walks DDIM steps (eta sets the noise); --sampler {args.sampler} does not apply")
-    allowed = [o for o in args.overrides if o.startswith(("sample.", "task.mask"))]
+    allowed = [o for o in args.overrides if o.startswith(("sample.", "inpaint.", "task.mask"))]
     if len(allowed) < len(args.overrides):
         bad = next(o for o in args.overrides if o not in allowed)
-        raise UserError(f"override {bad!r}: sample.py can only change sample.* and task.mask* keys")
+        raise UserError(f"override {bad!r}: sample.py can only change sample.*, inpaint.* and task.mask* keys")
     flags = {"sample.steps": args.steps, "sample.eta": args.eta, "sample.spacing": args.spacing,
-             "sample.batch_size": args.batch_size, "sample.mean_of": args.mean_of,
+             "sample.batch_size": args.batch_size, "inpaint.mean_of": args.mean_of,
              "task.mask": COURSE_MASK if args.task == "course" else args.mask, "task.mask_size": args.mask_size}
-    if cfg.data.name == "moons":
-        raise UserError(f"{ckpt_path} generates 2D points (data.name=moons); --task {args.task} completes MNIST digits")
+    task = for_config(cfg)
+    if not task.completes:
+        raise UserError(f"{ckpt_path} is a {task.name} model; --task {args.task} completes MNIST digits")
     if (cfg.data.channels, cfg.data.image_size) != (1, 28):
         raise UserError(f"{ckpt_path} was trained on {cfg.data.channels} x {cfg.data.image_size} x "
                         f"{cfg.data.image_size} images; --task {args.task} completes 28 x 28 MNIST digits")
     given = [*allowed, *(f"{k}={v}" for k, v in flags.items() if v is not None)]
-    diffusion_only = [o for o in given if o.startswith("sample.") and not o.startswith("sample.batch_size")]
-    if cfg.task.name == "complete" and diffusion_only:
-        raise UserError(f"{ckpt_path} is a one-pass completion model (task.name=complete), deterministic and "
-                        f"without sampling steps; {diffusion_only[0].split('=')[0]} needs a diffusion checkpoint")
+    task.check_completion_overrides(given, ckpt_path)
     config.apply_overrides(cfg, given)
 
 
@@ -246,7 +212,7 @@ def inpaint_test_digits(args, members: list, weights: list[float], device, name:
     done = run(originals, mask)
     seconds = time.perf_counter() - start
     rows = [done[:PANEL_DIGITS]]
-    if any(c.task.name != "complete" for _, c in members):  # more draws of the same digits show the posterior
+    if any(for_config(c).stochastic for _, c in members):  # more draws of the same digits show the posterior
         for draw in range(1, PANEL_SAMPLES):
             rows.append(run(originals[:PANEL_DIGITS], mask[:PANEL_DIGITS], draw, progress=False))
     save_rows(out_dir / "samples.png", panel_rows(originals[:PANEL_DIGITS], mask[:PANEL_DIGITS], rows))
@@ -255,8 +221,8 @@ def inpaint_test_digits(args, members: list, weights: list[float], device, name:
     write_json(out_dir / "completions.json", {
         "student_name": name, "n": len(indices), "seed": seed, "method": method, **source,
         "task": k.name, "mask": k.mask, "mask_size": k.mask_size, "mask_fraction": k.mask_fraction,
-        "sample": cfg.sample.__dict__, "seconds_per_image": round(seconds / len(indices), 4),
-        **_timing(device, seconds, len(indices))})
+        "sample": cfg.sample.__dict__, "inpaint": cfg.inpaint.__dict__, "seconds_per_image": round(seconds / len(indices), 4),
+        **timing(device, seconds, len(indices))})
     print(f"{len(indices)} completions ({method}) in {seconds:.1f}s -> {out_dir}/completions.npz; "
           f"panel: {out_dir}/samples.png")
     return 0
@@ -274,16 +240,7 @@ def ensemble_name(cfgs: list, weights: list[float]) -> str:
 
 def method_name(cfg) -> str:
     """A short label of how completions are made, for tables."""
-    s = cfg.sample
-    if cfg.task.name == "complete":
-        return "one-pass regression" if cfg.task.loss_mse and not cfg.task.loss_ssim else "one-pass completion"
-    kind = "conditional" if cfg.task.name == "inpaint" else "training-free"
-    resample = f", RePaint j{s.jump_length} r{s.dc_repeats}" if s.dc_repeats > 1 else ", DC"
-    mean = f", mean of {s.mean_of}" if s.mean_of > 1 else ""
-    if s.mean_at:
-        mean += f"{' ' if mean else ', '}estimates at t = {stop_level(cfg)}"
-    eta = f" eta {s.eta:g}" if s.eta else ""
-    return f"{kind} DDIM x{s.steps}{eta}{resample}{mean}"
+    return for_config(cfg).method_name(cfg)
 
 
 def course(args, members: list, weights: list[float], device) -> int:

@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 from engine import config
-from engine.errors import ArgumentParser, exit_on_user_error
-from engine.fileio import check_name
+from common.errors import ArgumentParser, exit_on_user_error
+from common.fileio import check_name
 from engine.trainer import train
 
 

@@ -29,9 +29,11 @@ from diffusion import samplers  # noqa: E402
 from diffusion.process import config_loss  # noqa: E402
 from diffusion.schedule import from_config  # noqa: E402
 from engine import config  # noqa: E402
-from engine.errors import ArgumentParser, UserError, exit_on_user_error  # noqa: E402
-from engine.generation import pick_device  # noqa: E402
-from models.model import build_model, num_parameters  # noqa: E402
+from tasks import for_config  # noqa: E402
+from common.errors import ArgumentParser, UserError, exit_on_user_error  # noqa: E402
+from common.runtime import pick_device  # noqa: E402
+from models.model import num_parameters  # noqa: E402
+from tasks import build_network  # noqa: E402
 
 
 class Peak:
@@ -163,13 +165,13 @@ def main(argv=None) -> int:
         raise UserError("--train_steps, --sample_n and --repeats must be at least 1")
     # unconditional, so unguided: diffusers' layouts take no labels
     cfg = config.load(args.config, ["model.num_classes=0", "sample.guidance=0", "sample.digit=-1"])
-    if cfg.task.name != "generate" or cfg.data.name != "mnist" or cfg.model.name != "unet":
+    if not for_config(cfg).makes_digits or cfg.model.name != "unet":
         raise UserError(f"{args.config} is not an MNIST generation config with model.name unet; the comparison is for the UNet")
     device = pick_device(cfg.train.device)
     m = cfg.model
     our_widths = [m.channels * k for k in m.channel_mult]
     torch.manual_seed(0)
-    ours = build_model(cfg).to(device, memory_format=torch.channels_last)
+    ours = build_network(cfg).to(device, memory_format=torch.channels_last)
     others = {"DDPM layout": ddpm_layout(num_parameters(ours), m.dropout),
               "same layout": diffusers_unet(our_widths, m.num_res_blocks, m.attn_levels, m.dropout)}
     for net in others.values():
@@ -221,7 +223,7 @@ def fast_paths(cfg, sched, batch: int, steps: int, repeats: int, device) -> None
     """Training images/s of this project's UNet with one fast path switched from its default."""
     def variant(channels_last: bool = True, compile: bool = False):
         torch.manual_seed(0)
-        model = build_model(cfg).to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+        model = build_network(cfg).to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
         net = torch.compile(model) if compile else model
         layout = (lambda x: x) if channels_last else (lambda x: x.contiguous())
         return trainer(lambda x: config_loss(net, sched, layout(x), cfg.diffusion), model, batch, steps, device)

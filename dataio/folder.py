@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from engine.errors import UserError
+from common.errors import UserError
 
 PREFIX = "occluded_"
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")

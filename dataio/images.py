@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from engine.errors import UserError
-from engine.fileio import atomic_path
+from common.errors import UserError
+from common.fileio import atomic_path
 
 
 def grid(images: np.ndarray, nrow: int | None = None, pad: int = 2) -> np.ndarray:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from engine.errors import UserError
+from common.errors import UserError
 
 PRESETS = {"center8": ("center", 8), "center12": ("center", 12)}  # the course task, and seed 000's center_box
 MASKS = ("center", "box", "half", "pixels", *PRESETS)

@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from engine.fileio import atomic_path  # noqa: E402
+from common.fileio import atomic_path  # noqa: E402
 
 COLORS = {"target": "#1f77b4", "generated": "#d62728"}
 DATA_BOX = ((-1.6, 2.6), (-1.1, 1.6))  # x and y limits that hold two moons with their noise

@@ -1,7 +1,7 @@
 """Inpainting by DDIM with data consistency and RePaint-style resampling.
 
 Works with any denoiser: an unconditional one (training-free inpainting) or one that also sees
-the masked image (conditional inpainting; see engine/inpainting.py). At each denoising step the
+the masked image (conditional inpainting; see tasks/completion.py). At each denoising step the
 known pixels of x_t are replaced by the observation noised to the same level,
     x_t <- m * x_t + (1 - m) * (sqrt(ab_t) y + sqrt(1 - ab_t) z)         (m = 1 on the hole),
 then a DDIM step (eta) goes one level down. RePaint (Lugmayr et al. 2022, arXiv:2201.09865)

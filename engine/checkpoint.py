@@ -3,9 +3,7 @@ library versions. Written atomically; read with torch.load(weights_only=True) on
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import json
-import platform
 import random
 from pathlib import Path
 
@@ -13,19 +11,12 @@ import numpy as np
 import torch
 
 from engine import config as config_mod
-from engine.errors import UserError
-from engine.fileio import atomic_path
+from common.errors import UserError
+from common.fileio import atomic_path
+from common.runtime import versions
+from tasks import build_network
 
 FORMAT = "mnist-diffusion-checkpoint/1"
-
-
-def versions() -> dict:
-    try:  # from the package metadata: importing torchvision takes seconds
-        vision = importlib.metadata.version("torchvision")
-    except importlib.metadata.PackageNotFoundError:
-        vision = "not installed"
-    return {"python": platform.python_version(), "torch": str(torch.__version__), "torchvision": vision,
-            "numpy": str(np.__version__)}
 
 
 def rng_state() -> dict:
@@ -74,7 +65,7 @@ def load(path: str | Path) -> dict:
 
 def config_of(ckpt: dict, path) -> config_mod.Config:
     try:
-        return config_mod.from_dict(ckpt["config"], f"the config stored in {path}")
+        return config_mod.from_dict(ckpt["config"], f"the config stored in {path}", migrate=True)
     except UserError as e:
         raise UserError(f"{e} (checkpoint from another version of this project?)") from None
 
@@ -119,10 +110,8 @@ def weights_sha256(ckpt: dict) -> str:
 
 def load_model(path, *, ema: bool = True, device: torch.device = torch.device("cpu")):
     """(checkpoint dict, config, network with the EMA (or raw) weights on `device`, in eval mode)."""
-    from models.model import build_model
-
     ckpt = load(path)
     cfg = config_of(ckpt, path)
-    model = build_model(cfg)
+    model = build_network(cfg)
     load_weights(model, ckpt["ema"]["model"] if ema else ckpt["model"], path, "EMA" if ema else "model")
     return ckpt, cfg, model.to(device, memory_format=torch.channels_last).eval()

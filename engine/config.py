@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from engine.config_rules import PAIRS, RANGES, choices, validate
-from engine.errors import UserError
+from common.errors import UserError
 
 
 def opt(default, help: str):
@@ -145,14 +145,19 @@ class SampleConfig:
     grid_size: int = opt(64, "images in the training-time grids")
     guidance: float = opt(0.0, "classifier-free guidance weight w: out = cond + w (cond - uncond); 0 = conditional")
     digit: int = opt(-1, "class-conditional models: -1 = balanced classes, 0-9 = that digit only")
-    # inpainting with diffusion (diffusion/inpaint.py); seed 000's names in parentheses
-    dc_repeats: int = opt(1, "inpainting (dc_repeats): RePaint resampling, each block of jump_length steps walked "
+
+
+@dataclass
+class InpaintConfig:
+    """Completing masked digits with a diffusion model (diffusion/inpaint.py); seed 000's names in
+    parentheses. The steps, eta and spacing are sample.*'s."""
+    dc_repeats: int = opt(1, "(dc_repeats) RePaint resampling, each block of jump_length steps walked "
                              "this often; 1 = plain DDIM + data consistency")
-    jump_length: int = opt(1, "inpainting: RePaint jump length")
-    dc_fixed_z: bool = opt(False, "inpainting (dc_fixed_z): noise the observation with one fixed draw at every level")
-    init_from_y: bool = opt(False, "inpainting (init_from_y): start from the observation noised to level T, "
+    jump_length: int = opt(1, "RePaint jump length")
+    dc_fixed_z: bool = opt(False, "(dc_fixed_z) noise the observation with one fixed draw at every level")
+    init_from_y: bool = opt(False, "(init_from_y) start from the observation noised to level T, "
                                    "not pure noise")
-    mean_of: int = opt(1, "inpainting: average this many completions per image (the MSE-optimal posterior mean)")
+    mean_of: int = opt(1, "average this many completions per image (the MSE-optimal posterior mean)")
     mean_at: float = opt(0.0, "task.name=inpaint: 0 averages finished completions; in (0, 1) stops at level "
                               "mean_at x T and averages the clean estimates there (less variance)")
 
@@ -160,7 +165,7 @@ class SampleConfig:
 @dataclass
 class TaskConfig:
     name: str = opt("generate", "generate (digits; training-free inpainting), inpaint (diffusion conditioned on the "
-                                "masked image) or complete (one pass, no diffusion); see engine/inpainting.py")
+                                "masked image) or complete (one pass, no diffusion); see tasks/completion.py")
     mask: str = opt("center", "the hole: center / box (random position) of side mask_size, half (a random side), "
                               "pixels (each hidden with probability mask_fraction); presets center8 (the course), "
                               "center12 (seed 000)")
@@ -181,6 +186,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
     task: TaskConfig = field(default_factory=TaskConfig)
+    inpaint: InpaintConfig = field(default_factory=InpaintConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -221,7 +227,15 @@ def _unknown(key: str, where: str) -> UserError:
     return UserError(f"unknown config key {key} in {where}{hint}")
 
 
+# keys that moved: a config file or override naming the old key is refused with the new name; the
+# configs stored in older checkpoints are read with the keys renamed (from_dict(migrate=True))
+MOVED = {f"sample.{k}": f"inpaint.{k}" for k in ("dc_repeats", "jump_length", "dc_fixed_z", "init_from_y", "mean_of",
+                                                  "mean_at")}
+
+
 def _set(cfg: Config, key: str, value, where: str) -> None:
+    if key in MOVED:
+        raise UserError(f"{key} in {where} is now {MOVED[key]}; rename it")
     section, _, name = key.partition(".")
     sec = getattr(cfg, section) if section in SECTIONS else None
     if sec is None or name not in {f.name for f in dataclasses.fields(sec)}:
@@ -230,8 +244,9 @@ def _set(cfg: Config, key: str, value, where: str) -> None:
     setattr(sec, name, _coerce(value, tp, key, where))
 
 
-def from_dict(data: dict, where: str = "<dict>") -> Config:
-    """Build a validated Config from nested dicts, e.g. a parsed YAML file or a checkpoint."""
+def from_dict(data: dict, where: str = "<dict>", *, migrate: bool = False) -> Config:
+    """Build a validated Config from nested dicts, e.g. a parsed YAML file or a checkpoint's config
+    (migrate: keys that moved since are read under their new names)."""
     cfg = Config()
     if not isinstance(data, dict):
         raise UserError(f"{where} must hold a mapping of sections (model, diffusion, train, data, sample)")
@@ -241,7 +256,8 @@ def from_dict(data: dict, where: str = "<dict>") -> Config:
         if not isinstance(values, dict):
             raise UserError(f"section {section} in {where} must be a mapping of keys")
         for name, value in values.items():
-            _set(cfg, f"{section}.{name}", value, where)
+            key = f"{section}.{name}"
+            _set(cfg, MOVED.get(key, key) if migrate else key, value, where)
     validate(cfg, where)
     return cfg
 
@@ -311,6 +327,10 @@ def markdown(configs_dir: Path = Path(__file__).resolve().parents[1] / "configs"
             "digits are only used to validate), and `sample.guidance > 0` needs `train.label_dropout > 0` (the",
             "'no label' prediction that guidance extrapolates from is trained by label dropout).", ""]
     out += [f"- `{key}`: only with {when}" for key, _, when in PAIRS]
+    out += ["", "## Keys that moved", "",
+            "A config file or override naming the old key is an error that names the new one; the configs stored in",
+            "older checkpoints are read under the new names, so those checkpoints load and sample as before.", ""]
+    out += [f"- `{old}` is now `{new}`" for old, new in MOVED.items()]
     out += ["", "## Shipped configs", ""]
     for path in sorted(configs_dir.glob("*.yaml")):
         head = []

@@ -9,8 +9,8 @@ from diffusion.process import LEVEL_SAMPLINGS, TARGETS, WEIGHTINGS
 from diffusion.samplers import SAMPLERS, SIGMAS, SPACINGS
 from diffusion.schedule import SCHEDULES
 from dataio import masks
-from engine.errors import UserError
-from engine.inpainting import TASKS
+from common.errors import UserError
+from tasks import NAMES as TASKS
 from models.model import REGISTRY
 
 CHOICES = {
@@ -33,8 +33,8 @@ RANGES = {
     **dict.fromkeys(("model.channels", "model.num_res_blocks", "model.num_heads", "model.width", "model.depth",
                      "model.patch_size", "diffusion.timesteps", "train.steps", "train.batch_size", "train.grad_accum",
                      "train.ema_every", "train.log_every", "train.ckpt_every", "sample.steps", "sample.batch_size",
-                     "sample.num_samples", "sample.grid_size", "sample.dc_repeats", "sample.jump_length",
-                     "sample.mean_of"), ">= 1"),
+                     "sample.num_samples", "sample.grid_size", "inpaint.dc_repeats", "inpaint.jump_length",
+                     "inpaint.mean_of"), ">= 1"),
     **dict.fromkeys(("data.subset", "data.val_size", "data.shift", "data.rotate", "train.val_every", "train.sample_every", "train.warmup_steps", "train.eval_every", "train.clip_grad",
                      "train.weight_decay", "sample.eta"), ">= 0"),
     **dict.fromkeys(("train.lr", "diffusion.p_std"), "> 0"),
@@ -116,10 +116,10 @@ def validate(cfg, where: str) -> None:
              f"0 for data.name={cfg.data.name} (its examples have no class labels)", m.num_classes, where)
     _require(-1 <= s.digit < max(m.num_classes, 10), "sample.digit", "-1 (balanced) or a digit 0-9", s.digit, where)
     _require(s.guidance >= 0, "sample.guidance", ">= 0", s.guidance, where)
-    _require(0 <= s.mean_at < 1, "sample.mean_at", "in [0, 1)", s.mean_at, where)
-    _require(s.mean_at == 0 or cfg.task.name == "inpaint", "sample.mean_at",
+    _require(0 <= cfg.inpaint.mean_at < 1, "inpaint.mean_at", "in [0, 1)", cfg.inpaint.mean_at, where)
+    _require(cfg.inpaint.mean_at == 0 or cfg.task.name == "inpaint", "inpaint.mean_at",
              "0 unless task.name=inpaint (only a model that sees the observation has the posterior mean as its "
-             "clean estimate)", s.mean_at, where)
+             "clean estimate)", cfg.inpaint.mean_at, where)
     _require(s.guidance == 0 or m.num_classes > 0, "sample.guidance",
              "0 for an unconditional model (guidance needs model.num_classes: 10)", s.guidance, where)
     _require(s.guidance == 0 or t.label_dropout > 0, "sample.guidance",

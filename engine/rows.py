@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from dataio.images import save_npz
-from engine.errors import UserError
-from engine.fileio import ensure_dir, write_json
+from common.errors import UserError
+from common.fileio import ensure_dir, write_json
 
 
 class Rows:

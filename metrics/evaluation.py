@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from dataio.mnist import load_mnist
-from engine.fileio import atomic_path, ensure_dir
+from common.fileio import atomic_path, ensure_dir
 from metrics import features
 from metrics.fid import frechet_distance, gaussian_stats
 from metrics.kid import kid
@@ -14,20 +14,6 @@ from metrics.prdc import prdc
 
 REQUIRED_SAMPLES = 5000  # the assignment's rule; FID is biased by sample count, so ranks need equal N
 FLOOR_DRAWS = 5
-
-
-def unranked_reason(entry: dict) -> str | None:
-    """Why a generation result is not ranked, or None if it is: not exactly 5,000 samples, samples
-    that the submitted checkpoint does not regenerate (verified false; absent: not checked), or a
-    flag of the copy and near-duplicate checks (metrics.integrity)."""
-    reasons = []
-    if entry["num_samples"] != REQUIRED_SAMPLES:
-        reasons.append(f"{entry['num_samples']} samples; exactly {REQUIRED_SAMPLES} are required")
-    if entry.get("verified") is False:
-        p = entry.get("provenance") or {}
-        reasons.append(f"not verified: {p.get('matched', '?')} of {p.get('checked', '?')} regenerated samples match")
-    reasons += [f"flagged: {flag}" for flag in entry.get("flags") or ()]
-    return "; ".join(reasons) or None
 
 
 def bootstrap_fid(fake: np.ndarray, ref_mu, ref_sigma, draws: int = 50, seed: int = 0) -> float:

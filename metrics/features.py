@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from engine.errors import UserError
-from engine.fileio import sha256_file
+from common.errors import UserError
+from common.fileio import sha256_file
 
 WEIGHTS = Path(__file__).with_name("weights") / "lenet_mnist.pt"
 MEAN, STD = 0.1307, 0.3081  # MNIST training-set pixel statistics

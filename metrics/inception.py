@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from engine.errors import UserError
+from common.errors import UserError
 
 WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
 ENV_VAR = "FID_INCEPTION_WEIGHTS"

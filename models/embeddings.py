@@ -33,6 +33,12 @@ def sincos_2d(width: int, grid: int) -> torch.Tensor:
     return torch.cat(parts, dim=1).float()
 
 
+def no_label(num_classes: int) -> int:
+    """The label index that means "no label": the row after the classes in LabelEmbedding. Trained
+    by label dropout, it gives the unconditional prediction that classifier-free guidance subtracts."""
+    return num_classes
+
+
 class LabelEmbedding(nn.Module):
     """Adds a learned class embedding to the conditioning vector. Index `num_classes` is the
     "no label" token used for classifier-free guidance (Ho & Salimans 2022, arXiv:2207.12598);
@@ -47,5 +53,5 @@ class LabelEmbedding(nn.Module):
         if self.embed is None:
             return cond
         if y is None:
-            y = torch.full((cond.shape[0],), self.num_classes, device=cond.device, dtype=torch.long)
+            y = torch.full((cond.shape[0],), no_label(self.num_classes), device=cond.device, dtype=torch.long)
         return cond + self.embed(y)

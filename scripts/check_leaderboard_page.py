@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.errors import ArgumentParser, UserError, exit_on_user_error  # noqa: E402
+from common.errors import ArgumentParser, UserError, exit_on_user_error  # noqa: E402
 
 COLUMN_OF = "Array.from(document.querySelectorAll('table.sortable')[0].tHead.rows[0].cells).map(c => c.textContent)"
 

@@ -28,7 +28,7 @@ for ((i = 0; i < ${#names[@]}; i += 2)); do
 done
 $PY - "${names[@]}" <<'PY'
 import json, sys
-from engine import config
+from engine import configNone
 print("| run | levels | EMA | FID (2,000 samples, training digits) | classifier agrees |")
 print("| --- | --- | --- | --- | --- |")
 for name in sys.argv[1:]:

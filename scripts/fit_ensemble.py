@@ -22,10 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from dataio import masks  # noqa: E402
 from dataio.mnist import load_mnist, to_model_range, validation_split  # noqa: E402
 from engine import checkpoint  # noqa: E402
-from engine.errors import ArgumentParser, UserError, exit_on_user_error  # noqa: E402
-from engine.fileio import write_json  # noqa: E402
-from engine.inpainting import affine_least_squares, completion_generators, estimate  # noqa: E402
-from engine.progress import bar  # noqa: E402
+from tasks import for_config  # noqa: E402
+from common.errors import ArgumentParser, UserError, exit_on_user_error  # noqa: E402
+from common.fileio import write_json  # noqa: E402
+from tasks.completion import affine_least_squares, completion_generators, estimate  # noqa: E402
+from common.progress import bar  # noqa: E402
 
 
 def hole_mse(pred: np.ndarray, target: np.ndarray, n_images: int) -> float:
@@ -53,7 +54,7 @@ def main(argv=None) -> int:
         raise UserError(f"every checkpoint must hold out the validation digits: data.val_size is "
                         f"{[c.data.val_size for c in cfgs]}; fit on at most {held} (train with data.val_size=5000)")
     holes = {masks.resolve(c.task.mask, c.task.mask_size) for c in cfgs}
-    if len(holes) > 1 or next(iter(holes))[0] != "center" or any(c.task.name == "generate" for c in cfgs):
+    if len(holes) > 1 or next(iter(holes))[0] != "center" or not all(for_config(c).masked for c in cfgs):
         raise UserError(f"the members must be completion models (task inpaint or complete) of one center mask: "
                         f"got masks {sorted(holes)}, tasks {sorted({c.task.name for c in cfgs})}")
     images = load_mnist(args.data_root, train=True)[0]
@@ -66,8 +67,8 @@ def main(argv=None) -> int:
         with bar(n, str(path), "digits", enabled=not args.no_progress) as progress:
             for s in range(0, n, args.batch_size):
                 part = slice(s, s + args.batch_size)
-                gens = completion_generators(c.sample.seed, range(n)[part], 0, c.sample.mean_of, member)  # as sample.py
-                x = estimate(model, c, to_model_range(val[part]), hole[part], gens, mean_of=c.sample.mean_of)
+                gens = completion_generators(c.sample.seed, range(n)[part], 0, c.inpaint.mean_of, member)  # as sample.py
+                x = estimate(model, c, to_model_range(val[part]), hole[part], gens, mean_of=c.inpaint.mean_of)
                 out.append(((x.double() + 1) / 2)[hole[part]])
                 progress.update(len(x))
         preds.append(torch.cat(out).numpy())

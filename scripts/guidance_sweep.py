@@ -20,8 +20,10 @@ import numpy as np  # noqa: E402
 
 from dataio import plots  # noqa: E402
 from engine import checkpoint  # noqa: E402
-from engine.errors import ArgumentParser, UserError, exit_on_user_error  # noqa: E402
-from engine.generation import class_labels, digit_grid, generate, pick_device  # noqa: E402
+from tasks import for_config  # noqa: E402
+from common.errors import ArgumentParser, UserError, exit_on_user_error  # noqa: E402
+from tasks.generation import class_labels, digit_grid, generate  # noqa: E402
+from common.runtime import pick_device  # noqa: E402
 from engine.rows import Rows  # noqa: E402
 from metrics import features  # noqa: E402
 from metrics.evaluation import fid_with_spread, lenet_reference, training_reference  # noqa: E402
@@ -59,7 +61,7 @@ def main(argv=None) -> int:
     ckpt_path = Path(args.checkpoint)
     device = pick_device("auto")
     ckpt, cfg, model = checkpoint.load_model(ckpt_path, device=device)
-    if cfg.model.num_classes != 10 or cfg.task.name != "generate":
+    if cfg.model.num_classes != 10 or not for_config(cfg).makes_digits:
         raise UserError(f"{ckpt_path} is not a class-conditional digit generator; train one with model.num_classes=10")
     sampler, steps = args.sampler or cfg.sample.sampler, args.steps or cfg.sample.steps
     ref = lenet_reference(args.data_root, args.cache_dir)[1] if args.reference == "test" else \

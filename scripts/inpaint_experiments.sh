@@ -31,7 +31,7 @@ training_free() { # MASK_SIZE: the generation checkpoint, 20 DDIM steps
   local k=$1
   complete_and_score gen${k}_dc "$GEN" $k --steps 20
   complete_and_score gen${k}_dc_mean8 "$GEN" $k --steps 20 --mean_of 8
-  complete_and_score gen${k}_repaint "$GEN" $k --steps 20 sample.dc_repeats=5 sample.eta=1.0
+  complete_and_score gen${k}_repaint "$GEN" $k --steps 20 inpaint.dc_repeats=5 sample.eta=1.0
 }
 trained 12 & trained 8 & wait
 training_free 12 & training_free 8 & wait

@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.errors import ArgumentParser, UserError, exit_on_user_error  # noqa: E402
+from common.errors import ArgumentParser, UserError, exit_on_user_error  # noqa: E402
 from metrics.inpainting import paired_difference, scored_on  # noqa: E402
 
 

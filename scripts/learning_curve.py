@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dataio.plots import learning_curve  # noqa: E402
 from engine import config  # noqa: E402
-from engine.errors import ArgumentParser, UserError, exit_on_user_error  # noqa: E402
+from common.errors import ArgumentParser, UserError, exit_on_user_error  # noqa: E402
 from metrics.evaluation import floor_mean  # noqa: E402
 
 

@@ -15,8 +15,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from dataio import masks  # noqa: E402
 from dataio.images import save_npz  # noqa: E402
 from dataio.mnist import load_mnist  # noqa: E402
-from engine.errors import ArgumentParser, UserError, exit_on_user_error  # noqa: E402
-from engine.fileio import ensure_dir  # noqa: E402
+from common.errors import ArgumentParser, UserError, exit_on_user_error  # noqa: E402
+from common.fileio import ensure_dir  # noqa: E402
 
 
 def masked(images):

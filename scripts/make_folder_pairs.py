@@ -20,7 +20,7 @@ from PIL import Image  # noqa: E402
 
 from dataio import folder, masks  # noqa: E402
 from dataio.mnist import load_mnist  # noqa: E402
-from engine.errors import ArgumentParser, UserError, exit_on_user_error  # noqa: E402
+from common.errors import ArgumentParser, UserError, exit_on_user_error  # noqa: E402
 
 FILL = 128
 

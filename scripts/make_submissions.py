@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dataio.images import load_digits, save_npz  # noqa: E402
 from dataio.mnist import load_mnist  # noqa: E402
-from engine.errors import ArgumentParser, UserError, exit_on_user_error  # noqa: E402
-from engine.fileio import check_name, ensure_dir  # noqa: E402
+from common.errors import ArgumentParser, UserError, exit_on_user_error  # noqa: E402
+from common.fileio import check_name, ensure_dir  # noqa: E402
 
 
 def hand_in(out: Path, name: str, run: Path, images: np.ndarray) -> None:

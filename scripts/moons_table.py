@@ -6,7 +6,7 @@ Each row is one moons.py command (printed before it runs); results go to results
 --samplers also samples the best_5k_s0 checkpoint with each sampler of SAMPLERS (sample.py, then
 evaluate.py) for a second table. --reuse prints rows whose result file already exists without
 running them again. The floor and every multiple of it come from the result files
-(engine/moons.py). Times are moons.py's own.
+(tasks/moons.py). Times are moons.py's own.
 """
 import json
 import subprocess
@@ -16,8 +16,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from engine.errors import ArgumentParser, UserError, exit_on_user_error  # noqa: E402
-from engine.moons import FLOOR_SEEDS  # noqa: E402
+from common.errors import ArgumentParser, UserError, exit_on_user_error  # noqa: E402
+from tasks.moons import FLOOR_SEEDS  # noqa: E402
 
 SEED_FLAGS = ["--batch-size", "512", "--lr", "1e-3", "--log-every", "500", "--sample-steps", "1000",
               "--num-samples", "5000"]

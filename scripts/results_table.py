@@ -12,8 +12,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine import config  # noqa: E402
-from engine.errors import ArgumentParser, UserError, exit_on_user_error  # noqa: E402
-from models.model import build_model, num_parameters  # noqa: E402
+from common.errors import ArgumentParser, UserError, exit_on_user_error  # noqa: E402
+from models.model import num_parameters  # noqa: E402
+from tasks import build_network  # noqa: E402
 
 
 @exit_on_user_error
@@ -38,7 +39,7 @@ def main(argv=None) -> int:
         if not cfg_path.is_file():
             raise UserError(f"{name}: need {cfg_path} (train.py)")
         cfg = config.load(cfg_path)
-        params = num_parameters(build_model(cfg))
+        params = num_parameters(build_network(cfg))
         d, t = cfg.diffusion, cfg.train
         model = cfg.model.name + (f", {cfg.model.num_classes} classes" if cfg.model.num_classes else "")
         guidance = f", w {s['guidance']:g}" if s.get("guidance") else ""

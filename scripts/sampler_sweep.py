@@ -36,8 +36,10 @@ import torch  # noqa: E402
 from dataio import plots  # noqa: E402
 from diffusion.samplers import evaluations, steps_for  # noqa: E402
 from engine import checkpoint  # noqa: E402
-from engine.errors import ArgumentParser, UserError, exit_on_user_error  # noqa: E402
-from engine.generation import generate, pick_device  # noqa: E402
+from tasks import for_config  # noqa: E402
+from common.errors import ArgumentParser, UserError, exit_on_user_error  # noqa: E402
+from tasks.generation import generate  # noqa: E402
+from common.runtime import pick_device  # noqa: E402
 from engine.rows import Rows  # noqa: E402
 from metrics.evaluation import fid_with_spread, lenet_reference  # noqa: E402
 
@@ -94,7 +96,7 @@ def main():
     ckpt_path = Path(args.checkpoint)
     device = pick_device("auto")
     ckpt, cfg, model = checkpoint.load_model(ckpt_path, device=device)
-    if cfg.task.name != "generate" or cfg.data.name != "mnist":
+    if not for_config(cfg).makes_digits:
         raise UserError(f"{ckpt_path} is not an MNIST generation checkpoint; the sweep scores digits")
     guidance = cfg.sample.guidance if args.guidance is None else args.guidance
     if guidance and not cfg.model.num_classes:

@@ -15,9 +15,9 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from dataio.mnist import load_mnist  # noqa: E402
-from engine.errors import ArgumentParser, exit_on_user_error  # noqa: E402
-from engine.fileio import atomic_path, write_json  # noqa: E402
-from engine.progress import bar as progress_bar  # noqa: E402
+from common.errors import ArgumentParser, exit_on_user_error  # noqa: E402
+from common.fileio import atomic_path, write_json  # noqa: E402
+from common.progress import bar as progress_bar  # noqa: E402
 from metrics.features import WEIGHTS, LeNet, extract, load_lenet, preprocess, sha256  # noqa: E402
 
 

@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from dataio import masks  # noqa: E402
 from dataio.images import save_npz  # noqa: E402
 from dataio.mnist import EVAL_SEED, eval_indices, load_mnist, validation_split  # noqa: E402
-from engine.errors import ArgumentParser, exit_on_user_error  # noqa: E402
-from engine.fileio import ensure_dir, write_json  # noqa: E402
+from common.errors import ArgumentParser, exit_on_user_error  # noqa: E402
+from common.fileio import ensure_dir, write_json  # noqa: E402
 
 
 @exit_on_user_error

@@ -38,11 +38,12 @@ import numpy as np  # noqa: E402
 
 from dataio import plots  # noqa: E402
 from engine import checkpoint, config  # noqa: E402
-from engine.errors import ArgumentParser, UserError, exit_on_user_error  # noqa: E402
-from engine.fileio import sha256_file  # noqa: E402
-from engine.generation import digit_grid  # noqa: E402
+from common.errors import ArgumentParser, UserError, exit_on_user_error  # noqa: E402
+from common.fileio import sha256_file  # noqa: E402
+from tasks.generation import digit_grid  # noqa: E402
 from engine.rows import Rows  # noqa: E402
-from models.model import build_model, num_parameters  # noqa: E402
+from models.model import num_parameters  # noqa: E402
+from tasks import build_network  # noqa: E402
 
 DEFAULT = "configs/default.yaml"
 CANDIDATES = {  # name: overrides of configs/default.yaml
@@ -175,7 +176,7 @@ def main() -> int:
           "FID (1,000, training digits) |\n| --- | --- | --- | --- | --- | --- | --- |")
     for r in sorted(tuned, key=lambda r: r["fid_train"]):
         c = r["name"]
-        size = parameters(build_model(config.load(REPO / DEFAULT, transformer(c))))
+        size = parameters(build_network(config.load(REPO / DEFAULT, transformer(c))))
         print(f"| {c} | {' '.join(CANDIDATES[c])} | {size} | "
               f"{store.find(kind='speed', name=c)['images_per_s']:.1f} | "
               f"{steps(c)} | {r['steps']} | {r['fid_train']:.1f} +- {r['fid_train_std']:.1f} |")

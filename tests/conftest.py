@@ -121,7 +121,7 @@ def fid_cache(tmp_path_factory) -> Path:
     """A cache folder holding the shipped feature network's reference statistics of the test digits
     and its floor, and the copy and near-duplicate thresholds, computed once per session (about 20 s
     and 10 s here)."""
-    from metrics import integrity
+    from grading import integrity
     from metrics.evaluation import floor_mean
 
     cache = tmp_path_factory.mktemp("fid_cache")

@@ -7,12 +7,13 @@ from PIL import Image
 
 from dataio import folder, masks
 from diffusion.schedule import from_config
-from engine import config, inpainting
-from engine.errors import UserError
+from engine import config
+from tasks import for_config
+from common.errors import UserError
 from engine.trainer import RunPaths, train
 from models.completion import CompletionNet, ConvLSTMCell, GatedLayer
 from models.convmlp import ConvMLP
-from models.model import build_model
+from tasks import build_network
 from tests.conftest import DATA_ROOT, REPO, assert_user_error, run
 
 
@@ -113,14 +114,14 @@ def test_folder_config_trains_with_three_row_panels(tmp_path):
 def test_the_completion_network_lowers_its_loss_on_one_batch():
     cfg = config.load(REPO / "configs" / "completion_mnist.yaml", ["model.channels=16", "model.depth=2"])
     torch.manual_seed(0)
-    model = build_model(cfg)
+    model = build_network(cfg)
     x0 = torch.rand(8, 1, 28, 28) * 2 - 1
     x0[..., :, 14:] = x0[..., :, :14].flip(-1)
     m = masks.make("center", 8, size=8)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     losses = []
     for _ in range(30):
-        loss, parts = inpainting.loss(model, from_config(cfg.diffusion), x0, m, cfg)
+        loss, parts = for_config(cfg).masked_loss(model, cfg, from_config(cfg.diffusion), x0, m)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -171,16 +172,18 @@ def test_validation_digits_never_reach_a_batch_and_best_pt_keeps_the_best(tmp_pa
     """Every batch is drawn from the training split alone; the validation hole MSE is logged and
     best.pt holds the step that scored lowest."""
     from dataio.mnist import load_mnist, validation_split
-    from engine import checkpoint, trainer
+    from engine import checkpoint
+
+    from tasks.complete import CompleteTask
 
     seen = []
-    real = trainer._micro_loss
+    real = CompleteTask.loss
 
-    def spy(model, cfg, sched, images, labels, fixed, idx, *rest):
-        seen.append((images, idx.clone()))
-        return real(model, cfg, sched, images, labels, fixed, idx, *rest)
+    def spy(self, model, cfg, sched, data, idx, *rest):
+        seen.append((data.examples, idx.clone()))
+        return real(self, model, cfg, sched, data, idx, *rest)
 
-    monkeypatch.setattr(trainer, "_micro_loss", spy)
+    monkeypatch.setattr(CompleteTask, "loss", spy)
     cfg = config.load(REPO / "configs" / "regression.yaml", [
         f"data.root={DATA_ROOT}", "model.channels=8", "model.channel_mult=[1,2]",
         "model.attn_levels=[]", "train.batch_size=16", "train.steps=9", "train.val_every=3", "train.log_every=9",

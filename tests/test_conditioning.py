@@ -8,11 +8,12 @@ import torch
 from diffusion import samplers
 from diffusion.process import training_loss
 from diffusion.schedule import make_schedule
-from engine import checkpoint, config, provenance
-from engine.generation import class_labels, generate, guided
+from engine import checkpoint, config
+from grading import provenance
+from tasks.generation import class_labels, generate, guided
 from engine.trainer import RunPaths, train
 from metrics import features
-from models.model import build_model
+from tasks import build_network
 from tests.conftest import DATA_ROOT, REPO, TINY, assert_user_error, run
 
 
@@ -22,7 +23,7 @@ def _cfg(*extra):
 
 def test_cfg_weight_zero_is_the_conditional_model():
     torch.manual_seed(0)
-    net = build_model(_cfg("model.num_classes=10")).eval()
+    net = build_network(_cfg("model.num_classes=10")).eval()
     for p in net.parameters():  # leave the zero-initialised start, so labels change the output
         p.data.normal_(0, 0.2)
     x, t, y = torch.randn(4, 1, 28, 28), torch.full((4,), 50.0), torch.tensor([3, 1, 4, 1])
@@ -41,7 +42,7 @@ def test_class_labels():
 
 def test_self_conditioning_feeds_the_estimate_and_trains():
     cfg = _cfg("diffusion.self_cond=true", "model.dropout=0.0")
-    net = build_model(cfg)
+    net = build_network(cfg)
     seen = []
     denoiser = lambda x, t: (seen.append(x.shape), net(x, t))[1]
     sched = make_schedule("linear", 100)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from engine import config
-from engine.errors import UserError
+from common.errors import UserError
 from models.model import REGISTRY
 from tests.conftest import REPO
 
@@ -51,8 +51,8 @@ def test_round_trip_through_dict():
     ("diffusion.p2_k=2", "diffusion.p2_k.*unless diffusion.loss_weighting=p2"),
     ("train.eval_samples=500", "train.eval_samples.*unless train.eval_every > 0"),
     ("train.label_dropout=0.2", "train.label_dropout.*unless model.num_classes > 0"),
-    ("sample.mean_at=1", "sample.mean_at.*in .0, 1."),
-    ("sample.mean_at=0.5", "sample.mean_at.*unless task.name=inpaint"),
+    ("inpaint.mean_at=1", "inpaint.mean_at.*in .0, 1."),
+    ("inpaint.mean_at=0.5", "inpaint.mean_at.*unless task.name=inpaint"),
     ("steps", "section.key=value"),
     ("diffusion.level_sampling=beta", "uniform, lognormal"),
     ("diffusion.p_std=0", "diffusion.p_std"),
@@ -80,11 +80,11 @@ def test_keys_that_would_crash_later_or_do_nothing_fail_at_load(config_name, ove
 
 
 def test_the_transformer_is_built_for_the_configured_image_size():
-    from models.model import build_model
+    from tasks import build_network
 
     cfg = config.load(REPO / "configs" / "tiny_transformer.yaml")
     cfg.data.image_size = 32  # as a folder of 32 x 32 pairs would set it (set here without the MNIST rule)
-    net = build_model(cfg)
+    net = build_network(cfg)
     assert net.grid * net.p == 32
     assert net(torch.zeros(2, 1, 32, 32), torch.ones(2)).shape == (2, 1, 32, 32)
 
@@ -119,3 +119,16 @@ def test_config_reference_is_generated_from_the_dataclasses():
     assert proc.returncode == 0 and proc.stdout == text, proc.stderr
     assert (REPO / "docs" / "config.md").read_text() == text, \
         "docs/config.md is stale: run python -m engine.config --markdown > docs/config.md"
+
+
+def test_a_moved_key_names_its_new_home_and_old_checkpoint_configs_migrate(tmp_path):
+    path = tmp_path / "old.yaml"
+    path.write_text("sample:\n  dc_repeats: 2\n")
+    with pytest.raises(UserError, match=r"sample.dc_repeats in .*old.yaml is now inpaint.dc_repeats"):
+        config.load(path)
+    with pytest.raises(UserError, match="inpaint.mean_of"):
+        config.load(REPO / "configs" / "tiny.yaml", ["sample.mean_of=2"])
+    stored = config.Config().to_dict()
+    stored["sample"]["dc_repeats"] = 3  # a checkpoint's config from before the move
+    del stored["inpaint"]
+    assert config.from_dict(stored, "a checkpoint", migrate=True).inpaint.dc_repeats == 3

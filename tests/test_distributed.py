@@ -121,11 +121,11 @@ def test_bad_process_counts(runs, tiny_config):
 
 def test_a_wrapped_or_compiled_state_dict_loads(runs, tiny_config):
     from engine import checkpoint, config
-    from models.model import build_model
+    from tasks import build_network
 
     root, _ = runs
     state = weights(root, "one")["model"]
-    model = build_model(config.load(tiny_config, TINY))
+    model = build_network(config.load(tiny_config, TINY))
     checkpoint.load_weights(model, {f"module._orig_mod.{k}": v for k, v in state.items()}, "x.pt")
     for k, v in model.state_dict().items():
         assert torch.equal(v, state[k])
@@ -134,13 +134,13 @@ def test_a_wrapped_or_compiled_state_dict_loads(runs, tiny_config):
 
 def test_out_of_memory_halves_the_batch_and_keeps_the_samples(runs):
     from engine import checkpoint
-    from engine.generation import generate
-    from models.model import build_model
+    from tasks.generation import generate
+    from tasks import build_network
 
     root, _ = runs
     ckpt = checkpoint.load(root / "checkpoints" / "one" / "final.pt")
     cfg = checkpoint.config_of(ckpt, "one")
-    net = build_model(cfg)
+    net = build_network(cfg)
     net.load_state_dict(ckpt["ema"]["model"])
 
     class SmallMemory(torch.nn.Module):  # a device that fits at most 3 images

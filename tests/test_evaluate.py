@@ -8,7 +8,8 @@ from PIL import Image
 
 from dataio.mnist import load_mnist
 from metrics import features
-from metrics.evaluation import reference, unranked_reason
+from grading.ranking import unranked_reason
+from metrics.evaluation import reference
 from metrics.fid import frechet_distance, gaussian_stats
 from tests.conftest import DATA_ROOT, REPO, assert_user_error, run
 
@@ -143,8 +144,9 @@ def test_results_table_names_each_run_and_its_config(tmp_path):
     import torch
 
     from engine import config
-    from models.model import build_model, num_parameters
-    weights = sum(t.numel() for t in build_model(config.load(REPO / "configs" / "tiny.yaml")).parameters())
+    from models.model import num_parameters
+    from tasks import build_network
+    weights = sum(t.numel() for t in build_network(config.load(REPO / "configs" / "tiny.yaml")).parameters())
     assert num_parameters(torch.nn.Linear(3, 4)) == 16 and 0 < weights < 10 ** 6
     (tmp_path / "checkpoints" / "own").mkdir(parents=True)
     (tmp_path / "checkpoints" / "own" / "config.yaml").write_text((REPO / "configs" / "tiny.yaml").read_text())
@@ -191,7 +193,7 @@ def test_leaderboard_ranks_inpainting_within_each_mask(tmp_path):
 
 
 def test_label_agreement_scores_the_asked_digits_against_the_test_digits_ceiling(tmp_path, cache):
-    from engine.grading import label_agreement
+    from grading.submissions import label_agreement
 
     test_x, test_y = load_mnist(DATA_ROOT, train=False)
     x, y = test_x.numpy(), test_y.numpy()

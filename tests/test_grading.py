@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from dataio.mnist import load_mnist
-from engine import checkpoint, provenance
-from metrics import integrity
+from engine import checkpoint
+from grading import provenance
+from grading import integrity
 from tests.conftest import DATA_ROOT, run
 
 TRAIN = load_mnist(DATA_ROOT, train=True)[0].numpy()

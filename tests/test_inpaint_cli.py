@@ -9,7 +9,7 @@ from dataio import masks
 from dataio.mnist import eval_indices, load_mnist, to_model_range, to_uint8, validation_split
 from engine import config
 from engine.checkpoint import load_model
-from engine.inpainting import affine_least_squares, estimate
+from tasks.completion import affine_least_squares, estimate
 from engine.trainer import RunPaths, train
 from tests.conftest import DATA_ROOT, REPO, TINY, assert_user_error, run
 
@@ -43,7 +43,7 @@ def _evaluate(tmp_path, name, *args):
 
 
 @pytest.mark.parametrize("task,extra", [("inpaint", ["--mean_of", "2"]), ("complete", []),
-                                        ("generate", ["--mask", "box", "--mask_size", "9", "sample.dc_repeats=2"])])
+                                        ("generate", ["--mask", "box", "--mask_size", "9", "inpaint.dc_repeats=2"])])
 def test_inpaint_then_evaluate(runs, tmp_path, task, extra):
     proc = _sample(tmp_path, runs[task], task, *extra)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -82,12 +82,12 @@ def test_inpaint_then_evaluate(runs, tmp_path, task, extra):
 def test_inpaint_bad_input(runs, tmp_path):
     for args, words in [(["--mask_size", "0"], ["no hole"]), (["--mask_size", "28"], ["no context"]),
                         (["--mask", "pixels", "task.mask_fraction=1.0"], ["no context"]),
-                        (["model.channels=4"], ["sample.* and task.mask*"]),
+                        (["model.channels=4"], ["sample.*, inpaint.* and task.mask*"]),
                         (["--sampler", "heun"], ["DDIM"])]:
         assert_user_error(_sample(tmp_path, runs["inpaint"], "bad", *args), *words)
-    assert_user_error(_sample(tmp_path, runs["complete"], "bad", "--mean_of", "3"), "sample.mean_of", "deterministic")
-    assert_user_error(_sample(tmp_path, runs["complete"], "bad", "sample.dc_repeats=3"), "sample.dc_repeats")
-    assert_user_error(_sample(tmp_path, runs["generate"], "bad", "sample.mean_at=0.5"), "sample.mean_at", "task.name=inpaint")
+    assert_user_error(_sample(tmp_path, runs["complete"], "bad", "--mean_of", "3"), "inpaint.mean_of", "deterministic")
+    assert_user_error(_sample(tmp_path, runs["complete"], "bad", "inpaint.dc_repeats=3"), "inpaint.dc_repeats")
+    assert_user_error(_sample(tmp_path, runs["generate"], "bad", "inpaint.mean_at=0.5"), "inpaint.mean_at", "task.name=inpaint")
     assert not (tmp_path / "outputs" / "bad").exists(), "nothing half-written"
     gen = run("sample.py", "--checkpoint", runs["inpaint"], "--num_samples", "2", cwd=tmp_path)
     assert_user_error(gen, "--task inpaint")
@@ -173,7 +173,7 @@ def test_seed_000_config_runs_as_written(tmp_path):
     cfg = config.load(REPO / "configs" / "inpaint.yaml", [f"data.root={DATA_ROOT}", "train.steps=2",
                                                           "train.batch_size=16", "train.sample_every=2",
                                                           "sample.steps=2"])
-    assert (cfg.diffusion.prediction, cfg.diffusion.timesteps, cfg.task.hole_weight, cfg.sample.dc_repeats) == \
+    assert (cfg.diffusion.prediction, cfg.diffusion.timesteps, cfg.task.hole_weight, cfg.inpaint.dc_repeats) == \
         ("v", 400, 5.0, 2)
     assert train(cfg, "seed000", paths=RunPaths.for_name("seed000", tmp_path), progress=False) == "done"
     assert (tmp_path / "outputs" / "seed000" / "inpaint" / "panel_0000002.png").is_file()

@@ -9,10 +9,11 @@ from dataio import masks
 from dataio.mnist import to_model_range, to_uint8
 from diffusion.inpaint import inpaint, repaint_moves
 from diffusion.schedule import from_config
-from engine import config, inpainting
-from engine.errors import UserError
+from engine import config
+from tasks import completion, for_config
+from common.errors import UserError
 from metrics import inpainting as im
-from models.model import build_model
+from tasks import build_network
 from tests.conftest import TINY
 
 
@@ -175,14 +176,14 @@ def test_completions_keep_every_known_pixel(task):
     cfg = config.Config()
     config.apply_overrides(cfg, overrides)
     torch.manual_seed(0)
-    model = build_model(cfg)
+    model = build_network(cfg)
     g = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (5, 28, 28), dtype=torch.uint8)
     m = masks.make("box", 5, size=9, generator=g)
     draws = {"generate": [(1, 0.0), (3, 0.0)], "inpaint": [(1, 0.0), (3, 0.0), (3, 0.5)], "complete": [(1, 0.0)]}
     for mean_of, mean_at in draws[task]:
-        cfg.sample.mean_of, cfg.sample.mean_at = mean_of, mean_at
-        out = inpainting.complete(model, cfg, images, m, 0, batch_size=2, device="cpu", progress=False)
+        cfg.inpaint.mean_of, cfg.inpaint.mean_at = mean_of, mean_at
+        out = completion.complete(model, cfg, images, m, 0, batch_size=2, device="cpu", progress=False)
         assert out.shape == (5, 28, 28) and out.dtype == np.uint8
         assert np.array_equal(out[~m[:, 0].numpy()], images.numpy()[~m[:, 0].numpy()])
 
@@ -193,20 +194,20 @@ def test_completions_do_not_depend_on_the_batch_size(task, mean_of):
     the same digits; another seed or draw gives others."""
     cfg = config.Config()
     config.apply_overrides(cfg, [o for o in TINY if not o.startswith("data.")] + [f"task.name={task}", "sample.eta=1",
-                                                                                 f"sample.mean_of={mean_of}"])
+                                                                                 f"inpaint.mean_of={mean_of}"])
     torch.manual_seed(0)
-    model = build_model(cfg)
+    model = build_network(cfg)
     images = torch.randint(0, 256, (12, 28, 28), dtype=torch.uint8)
     m = masks.make("box", 12, size=9, generator=torch.Generator().manual_seed(0))
-    run = lambda batch, seed=3, draw=0: inpainting.complete(model, cfg, images, m, seed, batch_size=batch, device="cpu",
+    run = lambda batch, seed=3, draw=0: completion.complete(model, cfg, images, m, seed, batch_size=batch, device="cpu",
                                                             mean_of=mean_of, draw=draw, progress=False)
     seven = run(7)
     assert np.array_equal(seven, run(50))  # two batches of 7 and 5, against one of 12
     assert not np.array_equal(seven, run(7, seed=4)) and not np.array_equal(seven, run(7, draw=1))
-    from engine.generation import keyed_generator  # completions draw apart from generation's (seed, i) streams
+    from common.runtime import keyed_generator  # completions draw apart from generation's (seed, i) streams
     first = lambda g: torch.randn(8, generator=g)
-    assert not torch.equal(first(inpainting.completion_generators(3, range(5, 6), 0, 1)[0]), first(keyed_generator(3, 5)))
-    members = [inpainting.completion_generators(3, range(5, 6), 0, 1, m)[0] for m in (0, 1)]
+    assert not torch.equal(first(completion.completion_generators(3, range(5, 6), 0, 1)[0]), first(keyed_generator(3, 5)))
+    members = [completion.completion_generators(3, range(5, 6), 0, 1, m)[0] for m in (0, 1)]
     assert not torch.equal(first(members[0]), first(members[1])), "ensemble members draw their own noise"
 
 
@@ -224,7 +225,7 @@ def test_a_tiny_model_lowers_the_hole_loss(task, extra):
     config.apply_overrides(cfg, [o for o in TINY if not o.startswith("data.")]
                            + [f"task.name={task}", "task.coord_conv=true", "model.dropout=0", *extra])
     torch.manual_seed(0)
-    model = build_model(cfg)
+    model = build_network(cfg)
     sched = from_config(cfg.diffusion)
     x0 = torch.rand(8, 1, 28, 28) * 2 - 1
     x0[..., :, 14:] = x0[..., :, :14].flip(-1)  # a mirror-symmetric image: the hole is predictable from context
@@ -234,10 +235,10 @@ def test_a_tiny_model_lowers_the_hole_loss(task, extra):
     def eval_loss():
         torch.manual_seed(1)
         with torch.no_grad():
-            return inpainting.loss(model, sched, x0, m, cfg)[0].item()
+            return for_config(cfg).masked_loss(model, cfg, sched, x0, m)[0].item()
     before = eval_loss()
     for _ in range(50):
-        loss, parts = inpainting.loss(model, sched, x0, m, cfg)
+        loss, parts = for_config(cfg).masked_loss(model, cfg, sched, x0, m)
         opt.zero_grad()
         loss.backward()
         opt.step()

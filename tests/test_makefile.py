@@ -46,7 +46,7 @@ def test_make_demo_trains_samples_scores_and_make_clean_removes_it(folder):
 
 
 def test_make_moons_runs_the_two_moons_recipe(folder):
-    from engine import moons
+    from tasks import moons
     from metrics import two_sample
 
     # a known floor in its cache, as tests/test_moons.py does (the real one takes a minute)
@@ -68,7 +68,7 @@ def test_make_bench_prints_speeds_and_the_ratios_against_diffusers_at_equal_para
     lines = proc.stdout.splitlines()
     speeds = [l for l in lines if l.startswith(("train: ", "sample: "))]  # scripts/benchmark.py, three configs
     assert len(speeds) == 6 and all(float(l.split()[1]) > 0 for l in speeds), speeds
-    assert [("one pass" in l) for l in speeds if l.startswith("sample")] == [False, False, True]
+    assert [("one-pass" in l) for l in speeds if l.startswith("sample")] == [False, False, True]
     sizes = next(l for l in lines if l.startswith("parameters: "))  # benchmarks/bench.py
     count = lambda who: int(re.search(who + r" ([\d,]+) ", sizes).group(1).replace(",", ""))
     ours = count("this project")

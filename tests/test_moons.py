@@ -99,7 +99,7 @@ def test_seed_flags_map_onto_the_config():
 
 def test_floor_is_the_mean_and_std_of_true_draws_and_is_cached(tmp_path, monkeypatch):
     from dataio import moons as moons_data
-    from engine import moons
+    from tasks import moons
 
     monkeypatch.setattr(moons_data, "TARGET_SIZE", 300)  # the shipped 5,000 x 10 draws take a minute here
     monkeypatch.setattr(moons, "FLOOR_SEEDS", 3)
@@ -115,7 +115,7 @@ def test_floor_is_the_mean_and_std_of_true_draws_and_is_cached(tmp_path, monkeyp
 
 
 def test_moons_run_trains_samples_scores_and_plots(tmp_path):
-    from engine import moons
+    from tasks import moons
 
     # a known floor in the cache (its computation is tested above; the real one takes a minute here)
     floor = {f"{k}_floor{stat}": value for k in two_sample.METRICS for stat, value in (("", 0.01), ("_std", 0.001))}

@@ -3,8 +3,8 @@ import io
 
 from tqdm.auto import tqdm
 
-from engine import progress
-from engine.progress import LineBar
+from common import progress
+from common.progress import LineBar
 
 
 def _bar(total, every_s=30.0, initial=0):

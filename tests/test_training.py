@@ -13,9 +13,9 @@ from diffusion.process import training_loss
 from diffusion.schedule import make_schedule
 from engine import checkpoint, config
 from engine.ema import EMA
-from engine.errors import UserError
+from common.errors import UserError
 from engine.trainer import LOG_FIELDS, RunPaths, lr_factor, train
-from models.model import build_model
+from tasks import build_network
 from models.unet import UNet
 from tests.conftest import DATA_ROOT, REPO, TINY, finish, run, start
 
@@ -116,7 +116,7 @@ def test_tiny_model_overfits_one_batch():
     cfg = config.load(REPO / "configs" / "tiny.yaml", TINY + ["model.dropout=0.0"])
     images, _ = load_mnist(DATA_ROOT)
     x0 = to_model_range(images[:16])
-    net = build_model(cfg)
+    net = build_network(cfg)
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
     sched = make_schedule("linear", 100)
     loss_of = lambda: training_loss(net, sched, x0, generator=torch.Generator().manual_seed(0))
@@ -136,7 +136,7 @@ def test_checkpoint_round_trip(trained):
     cfg = checkpoint.config_of(ckpt, path)
     assert ckpt["step"] == 4 and ckpt["kind"] == "diffusion" and cfg.train.steps == 4
     assert set(ckpt) >= {"model", "ema", "optimizer", "scheduler", "rng", "versions", "config"}
-    net = build_model(cfg)
+    net = build_network(cfg)
     checkpoint.load_weights(net, ckpt["model"], path)
     for k, v in net.state_dict().items():
         assert torch.equal(v, ckpt["model"][k])

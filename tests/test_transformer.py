@@ -3,7 +3,7 @@ import torch
 from engine import config
 from engine.trainer import RunPaths, train
 from models.embeddings import sincos_2d
-from models.model import build_model
+from tasks import build_network
 from models.transformer import DiT
 from tests.conftest import DATA_ROOT, REPO, run
 
@@ -38,7 +38,7 @@ def test_transformer_config_trains_and_samples(tmp_path):
                  "train.sample_every=0", "train.warmup_steps=1", "diffusion.timesteps=50", "sample.steps=3",
                  f"data.root={DATA_ROOT}"]
     cfg = config.load(REPO / "configs" / "sample_transformer.yaml", overrides)
-    assert build_model(cfg).__class__ is DiT
+    assert build_network(cfg).__class__ is DiT
     assert train(cfg, "dit", paths=RunPaths.for_name("dit", tmp_path), progress=False) == "done"
     proc = run("sample.py", "--checkpoint", tmp_path / "checkpoints" / "dit" / "final.pt", "--num_samples", "4",
                cwd=tmp_path)

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from dataio.mnist import load_mnist
-from engine.fileio import write_json
+from common.fileio import write_json
 
 PERCENTILE = 1.0  # thresholds: the 1st percentile of held-out test digits' distances
 FLAG_SHARE = 0.05  # five times what held-out test digits reach by construction

@@ -8,24 +8,9 @@ from tqdm.auto import tqdm
 from dataio.mnist import to_uint8
 from diffusion import samplers
 from diffusion.schedule import from_config
-from engine.errors import UserError
-from engine.progress import bar as progress_bar, live
-from models.model import POINT_DIM
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """auto: cuda > mps > cpu."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    available = {"cpu": True, "cuda": torch.cuda.is_available(),
-                 "mps": bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())}
-    if not available[name]:
-        raise UserError(f"device {name!r} is not available on this machine; use --device auto or train.device=cpu")
-    return torch.device(name)
+from common.progress import bar as progress_bar, live
+from common.runtime import keyed_generator
+from models.embeddings import no_label
 
 
 def class_labels(n: int, digit: int, num_classes: int = 10) -> torch.Tensor:
@@ -39,21 +24,13 @@ def digit_grid(columns: int) -> np.ndarray:
     return np.arange(columns)[None, :] * 10 + np.arange(10)[:, None]
 
 
-def keyed_generator(seed: int, *index: int) -> torch.Generator:
-    """A CPU generator that is a pure function of (seed, index...): sample `index` of a run draws its
-    noise from one (so it is the same whatever the batch size or the number of processes), and so
-    does training batch `index` (see engine.trainer) and completion (image, draw, repeat) of
-    engine.inpainting."""
-    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, *index]).generate_state(1, np.uint64)[0]))
-
-
 def guided(model: torch.nn.Module, y: torch.Tensor, w: float, num_classes: int):
     """The denoiser (x, t) -> output for labels y with classifier-free guidance weight w
     (Ho & Salimans 2022): cond + w (cond - uncond), where uncond gets the "no label" index
     num_classes; w = 0 is the plain conditional model."""
     if w == 0:
         return lambda x, t: model(x, t, y)
-    null = torch.full_like(y, num_classes)
+    null = torch.full_like(y, no_label(num_classes))
 
     def denoiser(x, t):
         cond, uncond = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([y, null])).chunk(2)
@@ -61,17 +38,11 @@ def guided(model: torch.nn.Module, y: torch.Tensor, w: float, num_classes: int):
     return denoiser
 
 
-def sample_shape(cfg) -> tuple[int, ...]:
-    """The shape of one sample: (2,) for data.name: moons, else (channels, size, size)."""
-    d = cfg.data
-    return (POINT_DIM,) if d.name == "moons" else (d.channels, d.image_size, d.image_size)
-
-
 def generate(model: torch.nn.Module, cfg, n: int, *, seed: int, sampler: str, steps: int, eta: float,
              batch_size: int, device: torch.device, spacing: str | None = None, sigmas: str | None = None,
              guidance: float | None = None, digit: int | None = None, progress: bool = True,
-             callback=None, indices: np.ndarray | None = None) -> np.ndarray:
-    """n digits as uint8 (n, 28, 28), or for data.name: moons n points as float32 (n, 2); with
+             callback=None, indices: np.ndarray | None = None, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """n digits as uint8 (n, 28, 28), or for the moons task n points as float32 (n, 2); with
     `indices`, only those of the n (a process's share). Sample i draws its noise from
     keyed_generator(seed, i), so it is a function of (weights, seed, i, sampler, steps, eta) alone.
     Class-conditional models get balanced labels (sample i is digit i % 10), or only `digit`,
@@ -83,7 +54,10 @@ def generate(model: torch.nn.Module, cfg, n: int, *, seed: int, sampler: str, st
     labels = class_labels(n, cfg.sample.digit if digit is None else digit, cfg.model.num_classes)[indices].to(device) \
         if conditional else None
     w = cfg.sample.guidance if guidance is None else guidance
-    points = cfg.data.name == "moons"
+    if shape is None:  # one sample's shape is the task's: (C, H, W) images, or (2,) points
+        from tasks import for_config
+        shape = for_config(cfg).sample_shape(cfg)
+    points = len(shape) == 1
     model.eval()
     out = []
     start = 0
@@ -94,7 +68,7 @@ def generate(model: torch.nn.Module, cfg, n: int, *, seed: int, sampler: str, st
             denoiser = guided(model, labels[start:start + b], w, cfg.model.num_classes) if conditional else model
             step_hook = (lambda level, x, start=start: callback(start, level, x)) if callback else None
             try:
-                x = samplers.sample(denoiser, sched, (b, *sample_shape(cfg)), gen, sampler=sampler, steps=steps,
+                x = samplers.sample(denoiser, sched, (b, *shape), gen, sampler=sampler, steps=steps,
                                     eta=eta, prediction=cfg.diffusion.prediction, clip_x0=cfg.sample.clip_x0,
                                     spacing=spacing or cfg.sample.spacing, sigmas=sigmas or cfg.sample.sigmas,
                                     self_cond=cfg.diffusion.self_cond, device=device, progress=live(progress),

@@ -10,7 +10,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from engine.errors import UserError
+from common.errors import UserError
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 

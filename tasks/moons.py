@@ -1,5 +1,6 @@
-"""The two-moons test bed's outputs: samples with their plots, and scores against the target with
-the sampling floor. Shared by sample.py, evaluate.py and moons.py."""
+"""The two-moons test bed (docs/moons.md): the moons task (a denoiser of 2D points trained on
+make_moons), its samples with their plots, and scores against the target with the sampling floor.
+Shared by the trainer, sample.py, evaluate.py and moons.py."""
 from __future__ import annotations
 
 import datetime
@@ -9,15 +10,19 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from dataio import moons, plots
+from diffusion.process import config_loss
+from tasks.base import Task, TrainData, levels_and_noise
 from dataio.images import read_npz, save_npz
-from engine.checkpoint import versions
-from engine.errors import UserError
-from engine.fileio import ensure_dir, write_json
-from engine.generation import generate
+from common.runtime import versions
+from common.errors import UserError
+from common.fileio import ensure_dir, write_json
+from tasks.generation import generate
 from metrics import two_sample
 
+POINT_DIM = 2  # a sample is one 2D point: one "channel" per coordinate
 FLOOR_SEEDS = 10  # draws from the true law averaged for the floor
 STRIP_FRACTIONS = (1.0, 0.4, 0.2, 0.1, 0.05, 0.0)  # reverse-process strip: levels as fractions of T
 STRIP_POINTS = 2000  # points per panel
@@ -53,7 +58,8 @@ def sample_and_save(model, cfg, out_dir: Path, meta: dict, *, n: int, seed: int,
             "sigmas": sigmas or s.sigmas, "eta": s.eta if eta is None else eta, "batch_size": batch_size or s.batch_size}
     trajectory = Trajectory()
     start = time.perf_counter()
-    points = generate(model, cfg, n, seed=seed, device=device, callback=trajectory, progress=progress, **opts)
+    points = generate(model, cfg, n, seed=seed, device=device, callback=trajectory, progress=progress,
+                      shape=(POINT_DIM,), **opts)
     seconds = time.perf_counter() - start
     noise = cfg.data.noise
     meta = {**meta, "num_samples": n, "seed": seed, **opts, "data": cfg.data.__dict__, "seconds": round(seconds, 2),
@@ -119,3 +125,41 @@ def summary(name: str, m: dict) -> str:
     return (f"{name}: MMD {m['mmd']:.6f} (x{m['mmd_x_floor']:.2f}), energy {m['energy']:.6f} "
             f"(x{m['energy_x_floor']:.2f}), SW1 {m['sw1']:.6f} (x{m['sw1_x_floor']:.2f}) "
             f"[floor {m['mmd_floor']:.4f} / {m['energy_floor']:.4f} / {m['sw1_floor']:.4f}]")
+
+
+class MoonsTask(Task):
+    """data.name: moons. Unconditional diffusion on 2D points; pictures are scatters of the EMA model's
+    samples; scored by MMD, energy distance and sliced Wasserstein against the target (score())."""
+    name = "moons"
+
+    def inputs(self, cfg) -> dict:
+        return {"image_channels": POINT_DIM, "in_channels": POINT_DIM * (2 if cfg.diffusion.self_cond else 1),
+                "num_classes": cfg.model.num_classes}
+
+    def sample_shape(self, cfg) -> tuple[int, ...]:
+        return (POINT_DIM,)
+
+    def data(self, cfg) -> TrainData:
+        d = cfg.data
+        return TrainData(torch.from_numpy(moons.make_moons(d.n, d.noise, cfg.train.seed if d.seed < 0 else d.seed)).float())
+
+    def loss(self, model, cfg, sched, data, idx, g, rows, device, channels_last=False):
+        x0 = data.examples[idx[rows].to(data.examples.device)].to(device)
+        t, noise = levels_and_noise(sched, cfg.diffusion, len(idx), x0, g, rows)
+        return config_loss(model, sched, x0, cfg.diffusion, generator=g, t=t, noise=noise), {}
+
+    def write_samples(self, model, cfg, out_dir, settings, source, *, device, ctx, progress) -> str:
+        """samples.npz (points), samples.json and the plots (sample_and_save); one process."""
+        n = settings["num_samples"]
+        sample_and_save(model, cfg, out_dir, {**source, "device": str(device)}, n=n, seed=settings["seed"],
+                        device=device, progress=progress,
+                        **{k: settings[k] for k in ("sampler", "steps", "spacing", "sigmas", "eta", "batch_size")})
+        return (f"{n} points -> {out_dir}/samples.npz; plots: {out_dir}/moons.png, {out_dir}/generated.png, "
+                f"{out_dir}/reverse.png")
+
+    def pictures(self, ema_model, cfg, out_dir, step, data, device):
+        s = cfg.sample
+        points = generate(ema_model, cfg, s.num_samples, seed=s.seed, sampler=s.sampler, steps=s.steps, eta=s.eta,
+                          batch_size=s.batch_size, device=device, progress=False, shape=(POINT_DIM,))
+        plots.scatter(Path(out_dir) / f"train_scatter_{step:07d}.png",
+                      [(f"EMA samples, step {step}", points, plots.COLORS["generated"])])

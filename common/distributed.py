@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from engine.errors import UserError
+from common.errors import UserError
 
 
 @dataclass(frozen=True)

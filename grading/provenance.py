@@ -1,7 +1,7 @@
 """Did these samples come from this checkpoint? Regenerate a few and compare.
 
 Sample i of sample.py is a function of (weights, seed, i, sampler, steps, eta, guidance, digit)
-alone (engine.generation.generate), all recorded in samples.json. The grader draws K indices with
+alone (tasks.generation.generate), all recorded in samples.json. The grader draws K indices with
 its own seed, regenerates them from the submitted checkpoint and compares them with the submitted
 images. An image matches when its mean absolute difference is at most TOLERANCE gray levels (of
 255); the set is verified when all K match.
@@ -26,12 +26,13 @@ import numpy as np
 import torch
 
 from engine import checkpoint
-from engine.errors import UserError
-from engine.generation import generate
+from common.errors import UserError
+from tasks import for_config
+from tasks.generate import SETTINGS
+from tasks.generation import generate
 
 TOLERANCE = 2.0  # mean absolute difference per image, gray levels of 255
 CHECKED = 64  # indices regenerated per set
-SETTINGS = ("sampler", "steps", "eta", "seed", "spacing", "sigmas", "guidance", "digit", "num_samples")
 
 
 def pass_probability(n: int, replaced: int, k: int = CHECKED) -> float:
@@ -51,8 +52,9 @@ def verify(ckpt_path, meta: dict, images: np.ndarray, *, k: int = CHECKED, seed:
         raise UserError(f"samples.json records {meta['num_samples']} samples but the set holds {len(images)}")
     start = time.perf_counter()
     _, cfg, model = checkpoint.load_model(ckpt_path, ema=meta.get("ema", True), device=device)
-    if cfg.data.name == "moons" or cfg.task.name != "generate":
-        raise UserError(f"{ckpt_path} is not a digit-generating checkpoint (data {cfg.data.name}, task {cfg.task.name})")
+    task = for_config(cfg)
+    if not task.makes_digits:
+        raise UserError(f"{ckpt_path} is not a digit-generating checkpoint (a {task.name} model)")
     k = min(k, len(images))
     indices = np.sort(np.random.default_rng(seed).choice(len(images), k, replace=False))
     try:

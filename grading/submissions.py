@@ -4,7 +4,7 @@ A submission is a folder DIR/NAME/ holding what sample.py and train.py write: th
 (final.pt, or the folder's only .pt), config.yaml, the samples (samples.npz or samples/) and
 samples.json. `grade_submissions` scores every folder whose result is missing or stale (keyed by
 the samples' and checkpoint's sha256 and the grader's seed), regenerates CHECKED of its samples
-(engine.provenance), writes results/NAME.json and results/grids/NAME.png, and names the folders it
+(grading.provenance), writes results/NAME.json and results/grids/NAME.png, and names the folders it
 skipped with the reason.
 """
 from __future__ import annotations
@@ -19,14 +19,17 @@ import numpy as np
 
 from dataio.images import load_digits, save_grid
 from dataio.mnist import load_mnist
-from engine import config, provenance
-from engine.checkpoint import versions
-from engine.errors import UserError
-from engine.fileio import check_name, ensure_dir, sha256_file, write_json
-from engine.generation import class_labels
-from engine.progress import live
-from metrics import features, inception, integrity
-from metrics.evaluation import evaluate_features, reference, unranked_reason
+from engine import config
+from grading import provenance
+from common.runtime import versions
+from common.errors import UserError
+from common.fileio import check_name, ensure_dir, sha256_file, write_json
+from tasks.generation import class_labels
+from common.progress import live
+from metrics import features, inception
+from grading import integrity
+from metrics.evaluation import evaluate_features, reference
+from grading.ranking import unranked_reason
 
 
 def score_digits(images: np.ndarray, name: str, src: Path, sampling: dict | None, *, data_root: str,
