@@ -24,10 +24,11 @@ import numpy as np
 import torch
 
 from dataio import masks
-from dataio.images import load_digits, read_course_npz, read_npz, value_scale
+from dataio.images import load_digits, read_npz
 from dataio.mnist import EVAL_SEED, eval_indices, load_mnist
 from tasks import moons
 from common.runtime import versions
+from grading.course import center_errors, course_images
 from common.errors import ArgumentParser, UserError, exit_on_user_error
 from common.fileio import check_name, ensure_dir, write_json
 from grading.submissions import score_digits
@@ -152,7 +153,7 @@ def evaluate_inpainting(args, name: str) -> int:
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
     results_dir = ensure_dir(args.results)
     result = {"student_name": name, "task": "inpaint", "n_eval": n, "seed": args.seed,
-              "mask": _mask_label(meta, mask), "method": meta.get("method", "unknown"), **metrics,
+              "mask": _mask_label(meta, c["masks"], args.seed), "method": meta.get("method", "unknown"), **metrics,
               "hole_mse_per_image": values["hole_mse"].tolist(),  # for paired comparisons (scripts/inpaint_table.py)
               "seconds_per_image": meta.get("seconds_per_image"), "completions": str(path),
               "completions_sha256": hashlib.sha256(pred.tobytes()).hexdigest(), "sampling": meta or None,
@@ -165,11 +166,20 @@ def evaluate_inpainting(args, name: str) -> int:
     return 0
 
 
-def _mask_label(meta: dict, mask: np.ndarray) -> str:
-    """e.g. "center 12": how the masks were made, from sample.py's record (else "custom")."""
+def _mask_label(meta: dict, handed: np.ndarray, seed: int) -> str:
+    """e.g. "center 12": the mask kind, checked by drawing the masks of that kind again as sample.py
+    does (seed `seed`, every completion of the file) and comparing them with the ones handed in; a
+    claim that does not match, or none, is "custom" (ranked only beside other custom masks)."""
     if "mask" not in meta:
         return "custom"
     kind, size = masks.resolve(meta["mask"], meta.get("mask_size", 0))
+    try:
+        drawn = masks.make(meta["mask"], len(handed), size=meta.get("mask_size", 0), generator=torch.Generator().manual_seed(seed),
+                           fraction=meta.get("mask_fraction", 0.5))[:, 0].numpy()
+    except (ValueError, TypeError, UserError):
+        return "custom"
+    if not np.array_equal(drawn, handed):
+        return f"custom (not the {meta['mask']} masks completions.json names)"
     return {"center": f"center {size}", "box": f"box {size}", "pixels": f"pixels {meta.get('mask_fraction')}"
             }.get(kind, kind)
 
@@ -178,12 +188,11 @@ def course(args) -> int:
     """The course score: MSE over the masked 8x8 center pixels, images scaled to [0, 1]."""
     if not (args.pred and args.target):
         raise UserError("--task course needs --pred submission.npz and --target truth.npz")
-    pred, target = (_course_images(Path(p)) for p in (args.pred, args.target))
+    pred, target = (course_images(Path(p)) for p in (args.pred, args.target))
     if pred.shape != target.shape:
         raise UserError(f"{args.pred} holds {pred.shape[0]} images and {args.target} {target.shape[0]}; "
                         "they must match one to one")
-    hole = masks.make("center8", 1)[0, 0].numpy()
-    mse = float(((pred - target) ** 2)[:, hole].mean())
+    mse = float(center_errors(pred, target).mean())
     print(f"course score (MSE on the 8x8 center, [0, 1] units): {mse:.6f} over {len(pred)} images")
     if args.student_name:
         out = ensure_dir(args.results) / f"{check_name(args.student_name)}_course.json"
@@ -191,12 +200,6 @@ def course(args) -> int:
                          "num_images": len(pred), "pred": args.pred, "target": args.target})
         print(f"-> {out}")
     return 0
-
-
-def _course_images(path: Path) -> np.ndarray:
-    """float64 (N, 28, 28) in [0, 1] from a course npz (uint8 0..255, or float 0..1 or 0..255)."""
-    _, arr = read_course_npz(path)
-    return arr.reshape(len(arr), 28, 28).astype(np.float64) / value_scale(arr)
 
 
 if __name__ == "__main__":

@@ -1,15 +1,19 @@
 """Rank every results/*.json: generation by FID (lower is better; ties by KID), inpainting by hole MSE.
 
     python leaderboard.py [--results results] [--outputs outputs]
-    python leaderboard.py --submissions DIR [--grader_seed S] [--checked K]
+    python leaderboard.py --submissions DIR [--run_student_code] [--grader_seed S] [--checked K] [--split_labels]
+    python leaderboard.py --course DIR --target truth.npz [--baseline NAME]
 
 Prints the tables and writes results/leaderboard.{md,csv,html} (and leaderboard_inpaint.csv).
---submissions first grades DIR/NAME/ (checkpoint, config.yaml, samples.npz or samples/, samples.json;
-see grading/submissions.py): every folder without an up-to-date result is evaluated, K of its samples
-are regenerated from its checkpoint (verified or not), and broken folders are named and skipped.
-Generation entries are listed apart, not ranked, without exactly 5,000 samples, when not verified,
-or when flagged by the copy or near-duplicate check (grading/integrity.py). Neighbours whose
-FIDs differ by less than twice their combined bootstrap spread are marked as within noise (~).
+--submissions first grades DIR/NAME/ (the checkpoint, config.yaml or my_config.yaml, optionally
+model.py and the samples with samples.json; see grading/submissions.py): every hand-in without an
+up-to-date result is graded (K of its samples regenerated from its checkpoint, or all 5,000 made by
+the grader when none were handed in), a student's own model.py runs only with --run_student_code
+(in a child process), and broken folders are named with the reason. Entries are ranked only among
+entries scored with the same feature network, and in submissions mode only graded hand-ins are
+ranked. Entries are listed apart, not ranked, without exactly 5,000 samples, when not verified, or
+when flagged by the integrity checks (grading/integrity.py). Neighbours whose FIDs differ by less
+than twice their combined bootstrap spread are marked as within noise (~).
 Inpainting entries (results/NAME_inpaint.json) are ranked by hole MSE among entries scored on the
 same mask and test digits (seed, n_eval). Neighbours are marked within noise when their hole MSEs
 differ by less than twice the standard error of the difference: paired over the digits when both
@@ -81,10 +85,13 @@ def _labels(e: dict) -> str:
 
 
 def _verified(e: dict) -> str:
-    """"yes 64/64", "no 3/64", or "not checked" (results of evaluate.py: no checkpoint was given)."""
+    """"yes 64/64", "no 3/64", "made by grader" (no samples were handed in), or "not checked" (results
+    of evaluate.py: no checkpoint was given)."""
     p = e.get("provenance")
     if e.get("verified") is None or not isinstance(p, dict):
         return "not checked"
+    if p.get("by_construction"):
+        return "made by grader"
     return f"{'yes' if e['verified'] else 'no'} {p.get('matched')}/{p.get('checked')}"
 
 
@@ -160,7 +167,7 @@ document.addEventListener("keydown", e => { if (e.key === "Escape") full.hidden 
 def _cell(column: str, value) -> str:
     text = html.escape(str(value))
     if column == "verified" and text != "not checked":
-        return f'<td class="{"ok" if text.startswith("yes") else "bad"}">{text}</td>'
+        return f'<td class="{"ok" if text.startswith(("yes", "made")) else "bad"}">{text}</td>'
     if column == "not_ranked_reason":
         return f'<td class="reason{" bad" if "flagged" in text or "not verified" in text else ""}">{text}</td>'
     return f"<td>{text}</td>"
@@ -217,15 +224,26 @@ def main(argv=None) -> int:
     p.add_argument("--results", default="results")
     p.add_argument("--outputs", default="outputs", help="where NAME/grid.png thumbnails are found")
     p.add_argument("--submissions", help="grade this folder of submissions (one folder per student) first")
-    p.add_argument("--grader_seed", type=int, default=0, help="which sample indices are regenerated")
+    p.add_argument("--grader_seed", type=int, help="which samples are regenerated and the noise of samples the grader "
+                   "makes (default: drawn once per results folder, kept secret in RESULTS/.grader_seed)")
+    p.add_argument("--run_student_code", action="store_true", help="build and sample hand-ins whose model.py differs "
+                   "from the shipped one (in a child process with limits: grading/sandbox.py)")
+    p.add_argument("--timeout", type=float, default=600, help="seconds a student's code may run per hand-in")
+    p.add_argument("--memory_mb", type=int, default=8192, help="address-space limit of a student's code (MB)")
     p.add_argument("--checked", type=int, default=64, help="samples regenerated per submission")
     p.add_argument("--data_root", default="data", help="torchvision MNIST root")
     p.add_argument("--cache_dir", default="data/fid_cache", help="where reference statistics are cached")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    p.add_argument("--course", help="grade this folder of course-task hand-ins (NAME.npz each) against --target: "
+                   "public and private scores, pass/fail against --baseline")
+    p.add_argument("--target", help="--course: the npz of the hidden complete images")
+    p.add_argument("--baseline", help="--course: the hand-in (NAME) an entry must match or beat to pass")
     p.add_argument("--split_labels", action="store_true", help="rank class-conditional and unconditional entries "
                    "in separate tables")
     args = p.parse_args(argv)
     folder = ensure_dir(args.results)
+    if args.course:
+        return course(args, folder)
     if args.submissions:
         grade(args, folder)
     entries, inpaint, warnings = load_results(folder)
@@ -249,22 +267,47 @@ def main(argv=None) -> int:
     return 0
 
 
+def course(args, results: Path) -> int:
+    """The course task's public table (printed) and final table (written for the instructor)."""
+    from common.errors import UserError
+    from grading.course import grade_course
+    from grading.submissions import grader_seed
+
+    if not args.target:
+        raise UserError("--course needs --target truth.npz (the hidden complete images)")
+    rows, warnings = grade_course(Path(args.course), Path(args.target), results,
+                                  seed=grader_seed(results, args.grader_seed), baseline=args.baseline)
+    print((results / "course_public.md").read_text(), end="")
+    print(f"wrote {results}/course_public.md (for students) and {results}/course_final.md (private scores, "
+          f"pass/fail; for the end of the task)")
+    for w in warnings:
+        print(w, file=sys.stderr)
+    return 0
+
+
 def grade(args, results: Path) -> None:
-    """Grade the submissions folder into `results`, one line per student."""
+    """Grade the submissions folder into `results`, one line per hand-in."""
     from common.errors import UserError
     from common.runtime import pick_device
-    from grading.submissions import grade_submissions
+    from grading.submissions import NEEDS_CODE, grade_submissions, grader_seed
 
     if args.checked < 1:
         raise UserError(f"--checked must be at least 1, got {args.checked}")
     done, warnings = grade_submissions(Path(args.submissions), results, data_root=args.data_root,
-                                       cache_dir=args.cache_dir, seed=args.grader_seed, k=args.checked,
-                                       device=pick_device(args.device))
+                                       cache_dir=args.cache_dir, seed=grader_seed(results, args.grader_seed),
+                                       k=args.checked, device=pick_device(args.device),
+                                       run_student_code=args.run_student_code, timeout_s=args.timeout,
+                                       memory_mb=args.memory_mb)
     for name, status, r in done:
+        if status == NEEDS_CODE:
+            print(f"{name}: not graded, {NEEDS_CODE} (its model.py differs from the shipped one)")
+            continue
         p = r["provenance"]
-        print(f"{name}: {status} ({r['grading_seconds']:.0f}s), FID {r['fid']:.3f}, verified "
-              f"{'yes' if r['verified'] else 'no'} ({p['matched']}/{p['checked']} regenerated in {p['seconds']:.1f}s), "
-              f"copies {r['copy_share']:.1%}, "
+        made = ("samples made by the grader" if p.get("by_construction") else
+                f"verified {'yes' if r['verified'] else 'no'} ({p['matched']}/{p['checked']} regenerated in "
+                f"{p['seconds']:.1f}s)")
+        print(f"{name}: {status} ({r['grading_seconds']:.0f}s), FID {r['fid']:.3f}, {made}, "
+              f"{'student code, ' if r.get('student_code') else ''}copies {r['copy_share']:.1%}, "
               f"near-duplicates {r['near_duplicate_share']:.1%}" + ("" if r["ranked"] else
                                                                       f"; not ranked: {r['not_ranked_reason']}"))
     for w in warnings:

@@ -75,8 +75,13 @@ def parse(argv):
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     p.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
     p.add_argument("--out_root", default="outputs", help="outputs go to OUT_ROOT/NAME/")
-    p.add_argument("overrides", nargs="*", help="inpaint/course: sample.KEY=VALUE or task.mask*=VALUE")
-    return p.parse_args(argv)
+    p.add_argument("overrides", nargs="*", help="sample.KEY=VALUE (e.g. sample.sampler=ddpm); inpaint/course also "
+                   "inpaint.KEY=VALUE and task.mask*=VALUE")
+    args = p.parse_args(argv)
+    # --checkpoint takes several files, so KEY=VALUE right after it lands there: move it back
+    args.overrides = [c for c in args.checkpoint if "=" in c and not Path(c).is_file()] + args.overrides
+    args.checkpoint = [c for c in args.checkpoint if c not in args.overrides]
+    return args
 
 
 @exit_on_user_error
@@ -89,8 +94,11 @@ def main(argv=None) -> int:
             raise UserError(f"--{flag} must be at least 1, got {getattr(args, flag)}")
     if args.eta is not None and args.eta < 0:
         raise UserError(f"--eta must be >= 0, got {args.eta}")
-    if args.task == "generate" and (args.overrides or args.mask or args.mask_size or args.mean_of):
-        raise UserError("--mask, --mask_size, --mean_of and KEY=VALUE overrides are for --task inpaint or course")
+    if args.task == "generate" and (args.mask or args.mask_size or args.mean_of):
+        raise UserError("--mask, --mask_size and --mean_of are for --task inpaint or course")
+    if args.task == "generate" and any(not o.startswith("sample.") for o in args.overrides):
+        bad = next(o for o in args.overrides if not o.startswith("sample."))
+        raise UserError(f"override {bad!r}: generating digits takes sample.KEY=VALUE overrides only")
     if args.task == "course" and not (args.input and args.out):
         raise UserError("--task course needs --input masked.npz and --out submission.npz")
     if len(paths) > 1 and args.task == "generate":
@@ -136,6 +144,7 @@ def load_member(args, ckpt_path: Path, device):
 
 
 def generate_digits(args, cfg, model, device, name: str, source: dict, ctx: distributed.Context) -> int:
+    config.apply_overrides(cfg, args.overrides)  # sample.KEY=VALUE; the flags below take precedence
     ckpt_path, s, task = source["checkpoint"], cfg.sample, for_config(cfg)
     n = args.num_samples or s.num_samples
     digit = s.digit if args.digit is None else args.digit

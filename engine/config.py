@@ -21,8 +21,8 @@ from common.errors import UserError
 def opt(default, help: str):
     """A config field: its default and its one-line help, which docs/config.md prints (`python -m engine.config
     --markdown`). Lists get a fresh copy per instance."""
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata={"help": help})
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help})
     return field(default=default, metadata={"help": help})
 
 
@@ -41,6 +41,8 @@ class ModelConfig:
     pos_embed: str = opt("sincos", "transformer: fixed 2D sin-cos or learned position embedding")
     num_classes: int = opt(0, "10: class-conditional (label embedding plus a 'no label' token for classifier-free "
                               "guidance); 0: unconditional")
+    options: dict = opt({}, "a network of your own: any settings its builder reads (cfg.model.options), e.g. "
+                            "{width: 32, blocks: 3}; saved with the checkpoint; override one with model.options.KEY=VALUE")
 
 
 @dataclass
@@ -207,6 +209,10 @@ def _coerce(value, tp, key: str, where: str):
         if not isinstance(value, list):
             raise UserError(f"{key} in {where} must be a list of {item_tp.__name__}, got {value!r}")
         return [_coerce(v, item_tp, key, where) for v in value]
+    if tp is dict:
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise UserError(f"{key} in {where} must be a mapping of names to values, e.g. {{width: 32}}, got {value!r}")
+        return dict(value)
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if tp is float and isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
@@ -236,6 +242,9 @@ MOVED = {f"sample.{k}": f"inpaint.{k}" for k in ("dc_repeats", "jump_length", "d
 def _set(cfg: Config, key: str, value, where: str) -> None:
     if key in MOVED:
         raise UserError(f"{key} in {where} is now {MOVED[key]}; rename it")
+    if key.startswith("model.options.") and len(key) > len("model.options."):  # one entry of the free mapping
+        cfg.model.options[key.removeprefix("model.options.")] = value
+        return
     section, _, name = key.partition(".")
     sec = getattr(cfg, section) if section in SECTIONS else None
     if sec is None or name not in {f.name for f in dataclasses.fields(sec)}:

@@ -10,8 +10,14 @@ first 5,000 test digits, about 10 s here, and cached beside the FID statistics):
 - near-duplicate: a sample closer to its nearest other sample than 99% of 5,000 test digits are to
   their nearest other test digit (an all-black set, or one image repeated, is 100% near-duplicates).
 
-A set is flagged when more than FLAG_SHARE of it is copies, or near-duplicates, whatever its FID
-or precision say.
+- test copy: a sample closer to its nearest *test* digit than 99% of 5,000 training digits are to
+  theirs (a model trained on the test digits, or test digits handed in as samples);
+- memorised test digit (Gu et al. 2023, "On Memorization in Diffusion Models", arXiv:2310.02664): the
+  sample's nearest test digit is under a third of the distance to its second nearest.
+
+A set is flagged when more than FLAG_SHARE of it is copies, near-duplicates, test copies or memorised
+test digits, whatever its FID or precision say; and when its FID lies below the floor by more than
+twice their combined spread (real test digits' own statistics are the only way to get there).
 """
 from __future__ import annotations
 
@@ -36,6 +42,16 @@ def _pixels(images_u8) -> torch.Tensor:
 
 def _squared_distances(a: torch.Tensor, b: torch.Tensor, b_sq: torch.Tensor) -> torch.Tensor:
     return torch.addmm(b_sq, a, b.T, alpha=-2).add_((a * a).sum(1, keepdim=True)).clamp_min_(0)
+
+
+@torch.inference_mode()
+def two_nearest(queries_u8, pool_u8, chunk: int = 1000) -> np.ndarray:
+    """(N, 2): each query's distances to its nearest and second-nearest image of the pool."""
+    q, pool = _pixels(queries_u8), _pixels(pool_u8)
+    pool_sq = (pool * pool).sum(1)
+    out = [_squared_distances(q[s:s + chunk], pool, pool_sq).topk(2, largest=False).values.sqrt()
+           for s in range(0, len(q), chunk)]
+    return torch.cat(out).numpy()
 
 
 @torch.inference_mode()
@@ -87,20 +103,41 @@ def thresholds(data_root: str, cache_dir: str | Path) -> dict:
     near-duplicate distance depends on the set's size), then cached."""
     path = Path(cache_dir) / "integrity_thresholds.json"
     if path.is_file():
-        return json.loads(path.read_text())
+        cached = json.loads(path.read_text())
+        if "test_copy" in cached:
+            return cached
     train = load_mnist(data_root, train=True)[0].numpy()
-    test = load_mnist(data_root, train=False)[0].numpy()[:SET_SIZE]
+    all_test = load_mnist(data_root, train=False)[0].numpy()
+    test = all_test[:SET_SIZE]
     out = {"copy": float(np.percentile(nearest_distance(test, train), PERCENTILE)),
            "near_duplicate": float(np.percentile(nearest_distance(test), PERCENTILE)),
+           "test_copy": float(np.percentile(nearest_distance(train[:SET_SIZE], all_test), PERCENTILE)),
            "percentile": PERCENTILE, "test_digits": len(test)}
     write_json(path, out)
     return out
 
 
-def check(images_u8: np.ndarray, train_u8: np.ndarray, limits: dict) -> dict:
-    """copy_share, near_duplicate_share and the flags they raise (a list of short reasons)."""
+MEMORISED_RATIO = 1 / 3  # Gu et al. 2023: nearest / second-nearest distance below this is a memorised copy
+
+
+def check(images_u8: np.ndarray, train_u8: np.ndarray, limits: dict, test_u8: np.ndarray | None = None) -> dict:
+    """copy_share, near_duplicate_share, with the test digits test_copy_share and memorised_test_share,
+    and the flags they raise (a list of short reasons)."""
     copies = float(within(images_u8, train_u8, limits["copy"]).mean())
     dups = float((nearest_distance(images_u8) < limits["near_duplicate"]).mean()) if len(images_u8) > 1 else 0.0
-    flags = [f"{share:.1%} {what}" for share, what in ((copies, "copies of training digits"),
-                                                        (dups, "near-duplicates")) if share > FLAG_SHARE]
-    return {"copy_share": copies, "near_duplicate_share": dups, "flags": flags}
+    shares = {"copy_share": copies, "near_duplicate_share": dups}
+    named = [(copies, "copies of training digits"), (dups, "near-duplicates")]
+    if test_u8 is not None:
+        d = two_nearest(images_u8, test_u8)
+        shares["test_copy_share"] = float((d[:, 0] < limits["test_copy"]).mean())
+        shares["memorised_test_share"] = float((d[:, 0] < MEMORISED_RATIO * d[:, 1]).mean())
+        named += [(shares["test_copy_share"], "copies of test digits"),
+                  (shares["memorised_test_share"], "memorised test digits (nearest < 1/3 of second nearest)")]
+    return {**shares, "flags": [f"{share:.1%} {what}" for share, what in named if share > FLAG_SHARE]}
+
+
+def below_floor(fid: float, fid_std: float, floor: float, floor_std: float) -> str | None:
+    """A flag when an FID lies below the floor by more than twice their combined spread."""
+    margin = 2 * (fid_std ** 2 + floor_std ** 2) ** 0.5
+    return f"FID {fid:.2f} below the floor {floor:.2f} by more than {margin:.2f} (twice the spread)" \
+        if fid < floor - margin else None

@@ -40,29 +40,39 @@ def pass_probability(n: int, replaced: int, k: int = CHECKED) -> float:
     return math.comb(n - replaced, k) / math.comb(n, k) if k <= n - replaced else 0.0
 
 
+def check_indices(n: int, k: int, seed: int) -> np.ndarray:
+    """The k sorted indices of a set of n that the grader's seed picks for regeneration."""
+    return np.sort(np.random.default_rng(seed).choice(n, min(k, n), replace=False))
+
+
 def verify(ckpt_path, meta: dict, images: np.ndarray, *, k: int = CHECKED, seed: int = 0,
-           device: torch.device = torch.device("cpu"), tolerance: float = TOLERANCE) -> dict:
+           device: torch.device = torch.device("cpu"), tolerance: float = TOLERANCE, regen=None) -> dict:
     """Regenerate k indices (drawn by `seed`) of `images` (uint8 (N, 28, 28)) from the checkpoint with
-    the settings of `meta` (samples.json) and compare. Returns verified, matched, checked, the largest
-    mean absolute difference and the seconds it took."""
+    the settings of `meta` (samples.json) and compare. `regen(indices)`, when given, regenerates them
+    elsewhere (a student's network in grading.sandbox's child); by default here. Returns verified,
+    matched, checked, the largest mean absolute difference and the seconds it took."""
     missing = [key for key in SETTINGS if key not in meta]
     if missing:
         raise UserError(f"samples.json lacks {', '.join(missing)}; regenerate the samples with sample.py")
     if meta["num_samples"] != len(images):
         raise UserError(f"samples.json records {meta['num_samples']} samples but the set holds {len(images)}")
     start = time.perf_counter()
-    _, cfg, model = checkpoint.load_model(ckpt_path, ema=meta.get("ema", True), device=device)
-    task = for_config(cfg)
-    if not task.makes_digits:
-        raise UserError(f"{ckpt_path} is not a digit-generating checkpoint (a {task.name} model)")
-    k = min(k, len(images))
-    indices = np.sort(np.random.default_rng(seed).choice(len(images), k, replace=False))
-    try:
-        again = generate(model, cfg, len(images), seed=meta["seed"], sampler=meta["sampler"], steps=meta["steps"],
-                         eta=meta["eta"], batch_size=k, device=device, spacing=meta["spacing"], sigmas=meta["sigmas"],
-                         guidance=meta["guidance"], digit=meta["digit"], progress=False, indices=indices)
-    except (ValueError, TypeError, KeyError, IndexError, RuntimeError) as e:  # hand-edited or foreign settings
-        raise UserError(f"the settings in samples.json do not run with this checkpoint ({str(e)[:80]})") from None
+    indices = check_indices(len(images), k, seed)
+    k = len(indices)
+    if regen is not None:
+        again = regen(indices)
+    else:
+        _, cfg, model = checkpoint.load_model(ckpt_path, ema=meta.get("ema", True), device=device)
+        task = for_config(cfg)
+        if not task.makes_digits:
+            raise UserError(f"{ckpt_path} is not a digit-generating checkpoint (a {task.name} model)")
+        try:
+            again = generate(model, cfg, len(images), seed=meta["seed"], sampler=meta["sampler"], steps=meta["steps"],
+                             eta=meta["eta"], batch_size=k, device=device, spacing=meta["spacing"],
+                             sigmas=meta["sigmas"], guidance=meta["guidance"], digit=meta["digit"], progress=False,
+                             indices=indices)
+        except (ValueError, TypeError, KeyError, IndexError, RuntimeError) as e:  # hand-edited or foreign settings
+            raise UserError(f"the settings in samples.json do not run with this checkpoint ({str(e)[:80]})") from None
     diff = np.abs(again.astype(np.int16) - images[indices].astype(np.int16)).reshape(k, -1).mean(1)
     matched = int((diff <= tolerance).sum())
     return {"verified": matched == k, "matched": matched, "checked": k, "max_mean_abs_diff": float(diff.max()),

@@ -1,17 +1,28 @@
-"""Score a set of generated digits into a result record, and grade a folder of submissions.
+"""Score a set of generated digits into a result record, and grade a folder of hand-ins.
 
-A submission is a folder DIR/NAME/ holding what sample.py and train.py write: the checkpoint
-(final.pt, or the folder's only .pt), config.yaml, the samples (samples.npz or samples/) and
-samples.json. `grade_submissions` scores every folder whose result is missing or stale (keyed by
-the samples' and checkpoint's sha256 and the grader's seed), regenerates CHECKED of its samples
-(grading.provenance), writes results/NAME.json and results/grids/NAME.png, and names the folders it
-skipped with the reason.
+A hand-in is a folder DIR/NAME/ holding what the course rules ask for: the checkpoint (final.pt, or
+the folder's only .pt), the config (config.yaml or my_config.yaml), optionally the student's
+model.py, and optionally the samples (samples.npz or samples/ with samples.json). `grade_submissions`
+grades every folder whose result is missing or stale (keyed by the sha256 of everything handed in and
+of the grader's seed) and writes results/NAME.json and results/grids/NAME.png:
+
+- with samples: CHECKED of them are regenerated from the checkpoint (grading.provenance);
+- without: the grader generates the 5,000 itself with its own seed (grading.regenerate): verified
+  by construction;
+- a model.py that differs from the shipped models/model.py is student code: it runs only with
+  run_student_code, in a child process (grading.sandbox); without it the folder is listed as
+  "needs --run_student_code". The scores always come from this process's own metric code.
+
+The grader's seed picks the regenerated indices and the noise of grader-made samples. Unless the
+instructor fixes one, it is drawn once per results folder and kept in RESULTS/.grader_seed (the
+instructor's, never in the tables students see); results record only its hash.
 """
 from __future__ import annotations
 
 import datetime
 import hashlib
 import json
+import secrets
 import time
 from pathlib import Path
 
@@ -20,7 +31,8 @@ import numpy as np
 from dataio.images import load_digits, save_grid
 from dataio.mnist import load_mnist
 from engine import config
-from grading import provenance
+from grading import provenance, sandbox
+from grading.regenerate import regenerate
 from common.runtime import versions
 from common.errors import UserError
 from common.fileio import check_name, ensure_dir, sha256_file, write_json
@@ -28,7 +40,7 @@ from tasks.generation import class_labels
 from common.progress import live
 from metrics import features, inception
 from grading import integrity
-from metrics.evaluation import evaluate_features, reference
+from metrics.evaluation import REQUIRED_SAMPLES, evaluate_features, reference
 from grading.ranking import unranked_reason
 
 
@@ -56,9 +68,12 @@ def score_digits(images: np.ndarray, name: str, src: Path, sampling: dict | None
     except ValueError as e:
         raise UserError(f"{src}: {e}; check the images") from None
     train = load_mnist(data_root, train=True)[0].numpy()
+    test = load_mnist(data_root, train=False)[0].numpy()
+    checks = integrity.check(images, train, integrity.thresholds(data_root, cache_dir), test)
+    low = integrity.below_floor(metrics["fid"], metrics["fid_bootstrap_std"], metrics["fid_floor_mean"],
+                                metrics["fid_floor_std"])
     result = {"student_name": name, "num_samples": len(images), **metrics,
-              **label_agreement(probs, sampling),
-              **integrity.check(images, train, integrity.thresholds(data_root, cache_dir)),
+              **label_agreement(probs, sampling), **checks, "flags": checks["flags"] + ([low] if low else []),
               "samples": str(src), "samples_sha256": hashlib.sha256(images.tobytes()).hexdigest(),
               "sampling": sampling, "feature_net": feature_net, "feature_net_sha256": sha,
               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -90,38 +105,70 @@ def _with_rank(result: dict) -> dict:
     return {**result, "ranked": reason is None, "not_ranked_reason": reason}
 
 
+SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "models" / "model.py"
+NEEDS_CODE = "needs --run_student_code"
+
+
+def grader_seed(results: Path, fixed: int | None = None) -> int:
+    """The instructor's fixed seed, or the one drawn secretly for this results folder (kept in
+    RESULTS/.grader_seed, drawn on first use)."""
+    if fixed is not None:
+        return fixed
+    path = results / ".grader_seed"
+    if path.is_file():
+        return int(path.read_text().strip())
+    seed = secrets.randbelow(2 ** 31)
+    write_json(path, seed)
+    return seed
+
+
 def find_submission(folder: Path) -> dict:
-    """The paths of one submission folder; a missing or ambiguous part is a UserError naming it."""
+    """The paths of one hand-in (samples, meta and model_py None when absent); a missing or ambiguous
+    part is a UserError naming it."""
     samples = folder / "samples.npz" if (folder / "samples.npz").is_file() else folder / "samples"
-    if not samples.exists():
-        raise UserError("no samples.npz or samples/")
     meta = folder / "samples.json"
-    if not meta.is_file():
-        raise UserError("no samples.json (sample.py writes it beside the samples)")
-    if not (folder / "config.yaml").is_file():
-        raise UserError("no config.yaml")
+    if samples.exists() and not meta.is_file():
+        raise UserError("samples but no samples.json (sample.py writes it beside the samples); hand in both, or neither")
+    configs = [folder / n for n in ("config.yaml", "my_config.yaml") if (folder / n).is_file()]
+    if not configs:
+        raise UserError("no config.yaml or my_config.yaml")
     ckpts = [folder / "final.pt"] if (folder / "final.pt").is_file() else sorted(folder.glob("*.pt"))
     if len(ckpts) != 1:
         raise UserError("no checkpoint (final.pt or one .pt file)" if not ckpts else
                         f"{len(ckpts)} .pt files and no final.pt; keep the one that made the samples")
-    return {"samples": samples, "meta": meta, "config": folder / "config.yaml", "checkpoint": ckpts[0]}
+    model_py = folder / "model.py" if (folder / "model.py").is_file() else None
+    return {"samples": samples if samples.exists() else None, "meta": meta if samples.exists() else None,
+            "config": configs[0], "checkpoint": ckpts[0], "model_py": model_py,
+            "custom": model_py is not None and model_py.read_bytes() != SHIPPED_MODEL.read_bytes()}
 
 
-def grade_one(folder: Path, results: Path, *, data_root: str, cache_dir: str | Path, seed: int, k: int,
-              device, progress: bool = False) -> tuple[str, dict]:
-    """("graded" or "up to date", result) for one submission folder; a broken one raises UserError."""
-    name = check_name(folder.name)
-    paths = find_submission(folder)
-    images = load_digits(paths["samples"])
+def _read_meta(path: Path) -> dict:
     try:
-        meta = json.loads(paths["meta"].read_text())
+        meta = json.loads(path.read_text())
     except json.JSONDecodeError:
         raise UserError("samples.json is not valid JSON") from None
     if not isinstance(meta, dict):
         raise UserError("samples.json is not a JSON object")
-    config.load(paths["config"])  # a student's config must at least be a valid one
-    key = {"samples_sha256": hashlib.sha256(images.tobytes()).hexdigest(),
-           "checkpoint_sha256": sha256_file(paths["checkpoint"]), "grader_seed": seed, "checked": k}
+    return meta
+
+
+def grade_one(folder: Path, results: Path, *, data_root: str, cache_dir: str | Path, seed: int, k: int,
+              device, run_student_code: bool = False, timeout_s: float = sandbox.TIMEOUT_S,
+              memory_mb: int = sandbox.MEMORY_MB, progress: bool = False) -> tuple[str, dict | None]:
+    """(status, result) for one hand-in: status "graded", "up to date" or NEEDS_CODE (result None);
+    a broken hand-in raises UserError with the reason."""
+    name = check_name(folder.name)
+    paths = find_submission(folder)
+    if paths["custom"] and not run_student_code:
+        return NEEDS_CODE, None
+    if not paths["custom"]:
+        config.load(paths["config"])  # a student's config must at least be a valid one (custom: in the child)
+    handed = [paths[p] for p in ("checkpoint", "config", "model_py", "meta") if paths[p] is not None]
+    images = load_digits(paths["samples"]) if paths["samples"] else None
+    key = {"files_sha256": {p.name: sha256_file(p) for p in handed},
+           "samples_sha256": None if images is None else hashlib.sha256(images.tobytes()).hexdigest(),
+           "grader_seed_sha256": hashlib.sha256(str(seed).encode()).hexdigest()[:16], "checked": k,
+           "student_code": paths["custom"]}
     out = results / f"{name}.json"
     if out.is_file():
         try:
@@ -131,20 +178,59 @@ def grade_one(folder: Path, results: Path, *, data_root: str, cache_dir: str | P
         except json.JSONDecodeError:
             pass
     start = time.perf_counter()
-    check = provenance.verify(paths["checkpoint"], meta, images, k=k, seed=seed, device=device)
-    result = score_digits(images, name, paths["samples"], meta, data_root=data_root, cache_dir=cache_dir,
-                          progress=progress)
+    child = {}
+
+    def in_child(meta, n, indices=None):
+        job = {"config": None if meta else str(paths["config"].resolve()), "meta": meta, "seed": seed, "n": n,
+               "indices": None if indices is None else [int(i) for i in indices]}
+        made, report = sandbox.generate_in_child(paths["model_py"], paths["checkpoint"], job,
+                                                 n=n if indices is None else len(indices), timeout_s=timeout_s,
+                                                 memory_mb=memory_mb)
+        child.update(network=report.get("network"))
+        return made, report.get("settings", {})
+
+    if images is not None:
+        meta = _read_meta(paths["meta"])
+        regen = (lambda idx: in_child(meta, len(images), idx)[0]) if paths["custom"] else None
+        check = provenance.verify(paths["checkpoint"], meta, images, k=k, seed=seed, device=device, regen=regen)
+        how = f"handed in; {check['matched']} of {check['checked']} regenerated"
+        src = paths["samples"]
+    else:
+        n = REQUIRED_SAMPLES
+        if paths["custom"]:
+            images, meta = in_child(None, n)
+        else:
+            try:
+                images, meta = regenerate(paths["checkpoint"], paths["config"], None, seed=seed, n=n, device=device)
+            except (ValueError, TypeError, KeyError, RuntimeError) as e:
+                raise UserError(f"the checkpoint does not sample ({str(e)[:100]})") from None
+        check = {"verified": True, "by_construction": True, "seconds": round(time.perf_counter() - start, 2)}
+        how = "made by the grader"
+        src = paths["checkpoint"]
+    meta = {**meta, "num_classes": meta.get("num_classes", _num_classes(paths))}
+    result = score_digits(images, name, src, meta, data_root=data_root, cache_dir=cache_dir, progress=progress)
     grid = ensure_dir(results / "grids") / f"{name}.png"
     save_grid(grid, images[:100], nrow=10)
-    result = _with_rank({**result, "verified": check["verified"], "provenance": check, "grading": key,
-                         "grid": str(grid), "submission": str(folder),
+    result = _with_rank({**result, "verified": check["verified"], "provenance": check, "samples_from": how,
+                         "student_code": paths["custom"], **({"sandbox": child} if paths["custom"] else {}),
+                         "grading": key, "grid": str(grid), "submission": str(folder),
                          "grading_seconds": round(time.perf_counter() - start, 2)})
     write_json(out, result)
     return "graded", result
 
 
+def _num_classes(paths: dict) -> int | None:
+    """The class count of the handed-in config (read as YAML: a custom network's config names a
+    network the shipped registry does not know)."""
+    import yaml
+    try:
+        return int(((yaml.safe_load(paths["config"].read_text()) or {}).get("model") or {}).get("num_classes", 0))
+    except (yaml.YAMLError, AttributeError, TypeError, ValueError):
+        return None
+
+
 def grade_submissions(root: Path, results: Path, **kwargs) -> tuple[list[tuple[str, str, dict]], list[str]]:
-    """Grade every folder of `root`: ([(name, "graded" or "up to date", result)], [warnings])."""
+    """Grade every folder of `root`: ([(name, status, result or None)], [warnings])."""
     if not root.is_dir():
         raise UserError(f"submissions folder {root} not found; it should hold one folder per student")
     done, warnings = [], []
@@ -152,7 +238,7 @@ def grade_submissions(root: Path, results: Path, **kwargs) -> tuple[list[tuple[s
         try:
             status, result = grade_one(folder, results, **kwargs)
         except UserError as e:
-            warnings.append(f"warning: skipped {folder} ({e})")
+            warnings.append(f"warning: not graded {folder} ({e})")
             continue
         done.append((folder.name, status, result))
     return done, warnings

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# tests/test_cuda.py runs under scripts/gpu_check.py only (it sets GPU_CHECK_DEVICE): not collected otherwise
+collect_ignore = [] if os.environ.get("GPU_CHECK_DEVICE") else ["test_cuda.py"]
 sys.path.insert(0, str(REPO))
 DATA_ROOT = os.environ.get("MNIST_ROOT", str(REPO / "data"))
 

@@ -52,6 +52,16 @@ def test_ddpm_and_no_ema_run(ckpt, tmp_path):
     assert meta["sampler"] == "ddpm" and meta["ema"] is False
 
 
+def test_sample_takes_sample_key_overrides_and_flags_win(ckpt, tmp_path):
+    proc = run("sample.py", "--checkpoint", ckpt, "--student_name", "o", "--num_samples", "2", "sample.sampler=ddim",
+               "sample.steps=3", "sample.eta=0.5", "--steps", "2", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    meta = json.loads((tmp_path / "outputs" / "o" / "samples.json").read_text())
+    assert (meta["sampler"], meta["steps"], meta["eta"]) == ("ddim", 2, 0.5)
+    assert_user_error(run("sample.py", "--checkpoint", ckpt, "model.channels=4", cwd=tmp_path), "sample.KEY=VALUE")
+    assert_user_error(run("sample.py", "--checkpoint", ckpt, "sample.steps=0", cwd=tmp_path), "sample.steps")
+
+
 @pytest.mark.parametrize("text, fragment", [
     (None, "not found"),
     ("model: [unclosed\n", "not valid YAML"),
