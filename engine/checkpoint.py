@@ -30,8 +30,10 @@ def rng_state() -> dict:
 
 
 def set_rng_state(state: dict) -> None:
+    """Restore the generators of rng_state(). The per-GPU states are restored only on a machine with as
+    many GPUs (a run resumed elsewhere keeps the new machine's: only dropout draws from them)."""
     torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
+    if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(state["cuda"])
     random.setstate(state["python"])
     name, keys, *rest = state["numpy"]

@@ -271,18 +271,37 @@ def from_dict(data: dict, where: str = "<dict>", *, migrate: bool = False) -> Co
     return cfg
 
 
-def load(path: str | Path, overrides: list[str] = ()) -> Config:
-    """Read a YAML config, apply `section.key=value` overrides, validate."""
-    path = Path(path)
+def _read(path: Path, seen: tuple = ()) -> dict:
+    """A YAML config as nested dicts, with `base: OTHER.yaml` (a path relative to the file) read first and
+    this file's keys laid over it, section by section."""
     if not path.is_file():
         raise UserError(f"config file {path} not found; pass --config configs/default.yaml or another file in configs/")
+    if path.resolve() in seen:
+        raise UserError(f"config file {path} names itself as a base (through {' -> '.join(p.name for p in seen)})")
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
         line = getattr(getattr(e, "problem_mark", None), "line", None)
         at = f" (line {line + 1})" if line is not None else ""
         raise UserError(f"config file {path} is not valid YAML{at}; fix its syntax") from None
-    cfg = from_dict(data, str(path))
+    if not isinstance(data, dict) or "base" not in data:
+        return data
+    base = data.pop("base")
+    if not isinstance(base, str):
+        raise UserError(f"base in {path} must be a file name, e.g. base: default.yaml")
+    merged = _read(path.parent / base, (*seen, path.resolve()))
+    for section, values in data.items():
+        if isinstance(values, dict) and isinstance(merged.get(section), dict):
+            merged[section] = {**merged[section], **values}
+        else:
+            merged[section] = values
+    return merged
+
+
+def load(path: str | Path, overrides: list[str] = ()) -> Config:
+    """Read a YAML config (and the base it names), apply `section.key=value` overrides, validate."""
+    path = Path(path)
+    cfg = from_dict(_read(path), str(path))
     apply_overrides(cfg, overrides)
     return cfg
 
@@ -319,7 +338,11 @@ def markdown(configs_dir: Path = Path(__file__).resolve().parents[1] / "configs"
            "Configs are YAML with the sections below, parsed into typed dataclasses. Unknown keys, wrong types and",
            "out-of-range values are errors naming the key, the file and the closest valid key. Any key can be",
            "overridden after the command's flags, e.g. `python train.py --config configs/default.yaml train.steps=2000`.",
-           "Every resolved config is saved beside the checkpoints and inside each checkpoint."]
+           "Every resolved config is saved beside the checkpoints and inside each checkpoint.", "",
+           "The default column holds the dataclass defaults, what a key is when no file sets it; they are not",
+           "configs/default.yaml, the recommended recipe. To start from the recipe, name it as the base of your file:",
+           "`base: default.yaml` (a path relative to your file) takes every key from it, and your sections override",
+           "key by key: a file holding `base: default.yaml` and `train: {steps: 2000}` is the default, shorter."]
     allowed_values = choices()
     for section, cls in SECTIONS.items():
         out += ["", f"## {section}", "", "| key | type | default | allowed | meaning |", "| --- | --- | --- | --- | --- |"]

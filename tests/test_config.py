@@ -1,3 +1,4 @@
+import shutil
 import dataclasses
 import subprocess
 import sys
@@ -132,3 +133,19 @@ def test_a_moved_key_names_its_new_home_and_old_checkpoint_configs_migrate(tmp_p
     stored["sample"]["dc_repeats"] = 3  # a checkpoint's config from before the move
     del stored["inpaint"]
     assert config.from_dict(stored, "a checkpoint", migrate=True).inpaint.dc_repeats == 3
+
+
+def test_a_config_extends_its_base_key_by_key(tmp_path):
+    shutil.copy(REPO / "configs" / "default.yaml", tmp_path / "default.yaml")
+    mine = tmp_path / "sub" / "my_config.yaml"
+    mine.parent.mkdir()
+    mine.write_text("base: ../default.yaml\ntrain:\n  steps: 2000\nsample:\n  guidance: 1.0\n")
+    cfg, recipe = config.load(mine), config.load(REPO / "configs" / "default.yaml")
+    assert (cfg.train.steps, cfg.sample.guidance) == (2000, 1.0)
+    assert (cfg.train.lr, cfg.model, cfg.diffusion) == (recipe.train.lr, recipe.model, recipe.diffusion)
+    (tmp_path / "loop.yaml").write_text("base: loop.yaml\n")
+    with pytest.raises(UserError, match="names itself as a base"):
+        config.load(tmp_path / "loop.yaml")
+    (tmp_path / "gone.yaml").write_text("base: nowhere.yaml\n")
+    with pytest.raises(UserError, match="nowhere.yaml not found"):
+        config.load(tmp_path / "gone.yaml")
