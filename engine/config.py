@@ -104,7 +104,7 @@ class TrainConfig:
     eval_samples: int = opt(1000, "samples per training-time FID (fewer than 5,000 bias it upwards: for curves, "
                                   "not ranks)")
     val_every: int = opt(0, "inpaint/complete with data.val_size: hole MSE of the EMA model's completions of the "
-                            "validation digits (task.mask, sample.* settings) in log.tsv every k steps and at the last; "
+                            "validation digits (task.mask, sample.* and inpaint.* settings) in log.tsv every k steps and at the last; "
                             "checkpoints/NAME/best.pt keeps the best; 0 disables")
 
 
@@ -258,7 +258,7 @@ def from_dict(data: dict, where: str = "<dict>", *, migrate: bool = False) -> Co
     (migrate: keys that moved since are read under their new names)."""
     cfg = Config()
     if not isinstance(data, dict):
-        raise UserError(f"{where} must hold a mapping of sections (model, diffusion, train, data, sample)")
+        raise UserError(f"{where} must hold a mapping of sections ({', '.join(SECTIONS)})")
     for section, values in data.items():
         if section not in SECTIONS:
             raise _unknown(str(section), where)
@@ -298,10 +298,11 @@ def _read(path: Path, seen: tuple = ()) -> dict:
     return merged
 
 
-def load(path: str | Path, overrides: list[str] = ()) -> Config:
-    """Read a YAML config (and the base it names), apply `section.key=value` overrides, validate."""
+def load(path: str | Path, overrides: list[str] = (), *, migrate: bool = False) -> Config:
+    """Read a YAML config (and the base it names), apply `section.key=value` overrides, validate.
+    migrate: a config.yaml that train.py wrote beside an older checkpoint, read with moved keys renamed."""
     path = Path(path)
-    cfg = from_dict(_read(path), str(path))
+    cfg = from_dict(_read(path), str(path), migrate=migrate)
     apply_overrides(cfg, overrides)
     return cfg
 

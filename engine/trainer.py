@@ -225,6 +225,8 @@ def train(cfg: Config, name: str, *, restart: bool = False, paths: RunPaths | No
     clip = t.clip_grad if t.clip_grad > 0 else float("inf")
     autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=t.bf16)
     every = task.validation_every(cfg)
+    if ctx.main and every:
+        task.prepare_validation(cfg, data)
     log = Log(paths.log, ctx, len(data.examples), t.batch_size)
     stopped, clock = False, time.perf_counter()  # train_s: seconds of this schedule, validations excluded
     model.train()
@@ -256,11 +258,15 @@ def train(cfg: Config, name: str, *, restart: bool = False, paths: RunPaths | No
             run.train_s, clock = run.train_s + now - clock, now
             last = run.step == t.steps
             validating = every and (run.step % every == 0 or last)
-            validation = _validate(task, run, cfg, data, device, ctx, save, paths) if validating else {}
-            if validating:
+            score = task.validate(run.ema.model, cfg, data, device) if validating and ctx.main else None
+            if validating:  # validations stay out of train_s and images/s
                 spent = time.perf_counter() - now
                 clock += spent
                 log.pause(spent)
+            if validating and task.keeps_best and distributed.any_flag(ctx, score is not None and score < run.best_val):
+                run.best_val = score if ctx.main else run.best_val
+                save(paths.best)
+            validation = {task.validation_field: score} if score is not None else {}
             if run.step % t.log_every == 0 or last or validating:
                 log.row(run.step, run.opt.param_groups[0]["lr"], run.train_s, validation, bar)
             if ctx.main and t.sample_every and (run.step % t.sample_every == 0 or last):
@@ -289,16 +295,6 @@ def _start(cfg: Config, paths: RunPaths):
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = t.tf32
     return ctx, device, micro
-
-
-def _validate(task, run: Run, cfg: Config, data, device, ctx, save, paths: RunPaths) -> dict:
-    """The task's validation score of the EMA model (rank 0), logged under its field; a task that
-    keeps the best saves best.pt when the score is the lowest so far."""
-    score = task.validate(run.ema.model, cfg, data, device) if ctx.main else None
-    if task.keeps_best and distributed.any_flag(ctx, score is not None and score < run.best_val):
-        run.best_val = score if ctx.main else run.best_val
-        save(paths.best)
-    return {task.validation_field: score} if ctx.main else {}
 
 
 def _finish(run: Run, ctx, save, paths: RunPaths, stopped: bool, t) -> str:

@@ -34,7 +34,7 @@ def regenerate(ckpt_path, config_path, meta: dict | None, *, seed: int, n: int, 
         settings = {**{k: meta[k] for k in SETTINGS}, "batch_size": cfg.sample.batch_size}
     else:
         if config_path:
-            cfg.sample = config.load(config_path).sample  # the student's choice of sampler and guidance
+            cfg.sample = config.load(config_path, migrate=True).sample  # the student's choice of sampler and guidance
         settings = grader_settings(cfg, seed, n)
     images = generate(model, cfg, settings["num_samples"], seed=settings["seed"], sampler=settings["sampler"],
                       steps=settings["steps"], eta=settings["eta"], batch_size=settings["batch_size"], device=device,

@@ -81,7 +81,7 @@ def generate_in_child(model_py: Path, checkpoint: Path, job: dict, *, n: int, ti
         env = {"PATH": "/usr/bin:/bin", "HOME": tmp, "LANG": "C.UTF-8", "OMP_NUM_THREADS": str(threads),
                "MKL_NUM_THREADS": str(threads)}
         cmd = [sys.executable, "-E", "-s", str(root / "grading" / "student_child.py"), str(Path(tmp) / "job.json")]
-        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
                                 preexec_fn=_limits(memory_mb, int(timeout_s) + 60))
         try:
             out, err = proc.communicate(timeout=timeout_s)

@@ -30,7 +30,7 @@ import numpy as np
 
 from dataio.images import load_digits, save_grid
 from dataio.mnist import load_mnist
-from engine import config
+from engine import checkpoint, config
 from grading import provenance, sandbox
 from grading.regenerate import regenerate
 from common.runtime import versions
@@ -106,6 +106,17 @@ def _with_rank(result: dict) -> dict:
 
 
 SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "models" / "model.py"
+# sha256 of every earlier shipped models/model.py: a hand-in made from an older checkout is not student code
+EARLIER_SHIPPED = {
+    "2a1dc303492841719969a0c085e4e1470def1cf549275ecff4e54bc559dd9a5b",
+    "4a0459ac78a3fa2969851ebda02f0aa58a056fe64652281aa2b4ed244a10895f",
+    "527a7df581e100fd23335d45d017e01e8e811e4e580055176fb55ad12b6ed5ef",
+    "755b570b8e8f4d37eea49ea9bc8e793c5d821a0c861fc2090fe952428975b3d8",
+    "940b1bf7433459907a981904ab049dbd86fe1d1ee10f73b19927f9e22af9bd33",
+    "baa8520f93b778c252a986d066f659296284fb3649d44f39ed6dc30a87b226dd",
+    "cd7dc50008fd99b27cda150fb6f3f0f304b08e38330a0a53888259d6677174e1",
+    "f0d383f883fa3b25cf1453ade6910585b32689be927a807954b109b588d787f6",
+}
 NEEDS_CODE = "needs --run_student_code"
 
 
@@ -117,9 +128,16 @@ def grader_seed(results: Path, fixed: int | None = None) -> int:
     path = results / ".grader_seed"
     if path.is_file():
         return int(path.read_text().strip())
-    seed = secrets.randbelow(2 ** 31)
+    seed = secrets.randbits(62)  # too many to find from the hashes results record
     write_json(path, seed)
     return seed
+
+
+def hand_in_seed(seed: int, files: dict) -> int:
+    """The seed one hand-in is graded with: derived from the grader's seed and the hand-in's files, so
+    that what a student's code can see (its own seed) tells nothing of the grader's or of others'."""
+    digest = hashlib.sha256(json.dumps([seed, files], sort_keys=True).encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 2
 
 
 def find_submission(folder: Path) -> dict:
@@ -137,9 +155,10 @@ def find_submission(folder: Path) -> dict:
         raise UserError("no checkpoint (final.pt or one .pt file)" if not ckpts else
                         f"{len(ckpts)} .pt files and no final.pt; keep the one that made the samples")
     model_py = folder / "model.py" if (folder / "model.py").is_file() else None
+    custom = model_py is not None and model_py.read_bytes() != SHIPPED_MODEL.read_bytes() \
+        and sha256_file(model_py) not in EARLIER_SHIPPED
     return {"samples": samples if samples.exists() else None, "meta": meta if samples.exists() else None,
-            "config": configs[0], "checkpoint": ckpts[0], "model_py": model_py,
-            "custom": model_py is not None and model_py.read_bytes() != SHIPPED_MODEL.read_bytes()}
+            "config": configs[0], "checkpoint": ckpts[0], "model_py": model_py, "custom": custom}
 
 
 def _read_meta(path: Path) -> dict:
@@ -162,13 +181,15 @@ def grade_one(folder: Path, results: Path, *, data_root: str, cache_dir: str | P
     if paths["custom"] and not run_student_code:
         return NEEDS_CODE, None
     if not paths["custom"]:
-        config.load(paths["config"])  # a student's config must at least be a valid one (custom: in the child)
+        config.load(paths["config"], migrate=True)  # a valid config (custom: checked in the child); older key names read
     handed = [paths[p] for p in ("checkpoint", "config", "model_py", "meta") if paths[p] is not None]
     images = load_digits(paths["samples"]) if paths["samples"] else None
-    key = {"files_sha256": {p.name: sha256_file(p) for p in handed},
+    files = {p.name: sha256_file(p) for p in handed}
+    key = {"files_sha256": files,
            "samples_sha256": None if images is None else hashlib.sha256(images.tobytes()).hexdigest(),
            "grader_seed_sha256": hashlib.sha256(str(seed).encode()).hexdigest()[:16], "checked": k,
            "student_code": paths["custom"]}
+    seed = hand_in_seed(seed, files)
     out = results / f"{name}.json"
     if out.is_file():
         try:
@@ -186,7 +207,7 @@ def grade_one(folder: Path, results: Path, *, data_root: str, cache_dir: str | P
         made, report = sandbox.generate_in_child(paths["model_py"], paths["checkpoint"], job,
                                                  n=n if indices is None else len(indices), timeout_s=timeout_s,
                                                  memory_mb=memory_mb)
-        child.update(network=report.get("network"))
+        child.update(network=report.get("network"), num_classes=report.get("settings", {}).get("num_classes"))
         return made, report.get("settings", {})
 
     if images is not None:
@@ -207,7 +228,10 @@ def grade_one(folder: Path, results: Path, *, data_root: str, cache_dir: str | P
         check = {"verified": True, "by_construction": True, "seconds": round(time.perf_counter() - start, 2)}
         how = "made by the grader"
         src = paths["checkpoint"]
-    meta = {**meta, "num_classes": meta.get("num_classes", _num_classes(paths))}
+    # the labels asked for come from the checkpoint (or the child that built it), not from what was handed in
+    classes = child.get("num_classes") if paths["custom"] else checkpoint.config_of(
+        checkpoint.load(paths["checkpoint"]), paths["checkpoint"]).model.num_classes
+    meta = {**meta, "num_classes": classes, **({} if paths["meta"] else {"seed": "grader's"})}
     result = score_digits(images, name, src, meta, data_root=data_root, cache_dir=cache_dir, progress=progress)
     grid = ensure_dir(results / "grids") / f"{name}.png"
     save_grid(grid, images[:100], nrow=10)
@@ -219,14 +243,13 @@ def grade_one(folder: Path, results: Path, *, data_root: str, cache_dir: str | P
     return "graded", result
 
 
-def _num_classes(paths: dict) -> int | None:
-    """The class count of the handed-in config (read as YAML: a custom network's config names a
-    network the shipped registry does not know)."""
-    import yaml
+def _drop_stale(path: Path) -> None:
+    """Remove a hand-in's earlier result (one the grader wrote: it has a "grading" key)."""
     try:
-        return int(((yaml.safe_load(paths["config"].read_text()) or {}).get("model") or {}).get("num_classes", 0))
-    except (yaml.YAMLError, AttributeError, TypeError, ValueError):
-        return None
+        if path.is_file() and "grading" in json.loads(path.read_text()):
+            path.unlink()
+    except (json.JSONDecodeError, OSError):
+        pass
 
 
 def grade_submissions(root: Path, results: Path, **kwargs) -> tuple[list[tuple[str, str, dict]], list[str]]:
@@ -239,6 +262,9 @@ def grade_submissions(root: Path, results: Path, **kwargs) -> tuple[list[tuple[s
             status, result = grade_one(folder, results, **kwargs)
         except UserError as e:
             warnings.append(f"warning: not graded {folder} ({e})")
-            continue
-        done.append((folder.name, status, result))
+            status, result = None, None
+        if result is None:  # an earlier grade of this folder no longer stands
+            _drop_stale(results / f"{folder.name}.json")
+        if status is not None:
+            done.append((folder.name, status, result))
     return done, warnings

@@ -28,7 +28,7 @@ def main(argv=None) -> int:
     log, cfg_path = run / "log.tsv", run / "config.yaml"
     if not log.is_file() or not cfg_path.is_file():
         raise UserError(f"{run} has no log.tsv and config.yaml; train it first (train.py --student_name {args.name})")
-    cfg = config.load(cfg_path)
+    cfg = config.load(cfg_path, migrate=True)  # written by train.py, maybe before keys moved
     with open(log, newline="") as f:
         rows = [r for r in csv.DictReader(f, delimiter="\t") if r.get("fid")]
     if not rows:

@@ -38,7 +38,7 @@ def main(argv=None) -> int:
             cfg_path = Path(s["checkpoint"]).parent / "config.yaml"
         if not cfg_path.is_file():
             raise UserError(f"{name}: need {cfg_path} (train.py)")
-        cfg = config.load(cfg_path)
+        cfg = config.load(cfg_path, migrate=True)  # written by train.py, maybe before keys moved
         params = num_parameters(build_network(cfg))
         d, t = cfg.diffusion, cfg.train
         model = cfg.model.name + (f", {cfg.model.num_classes} classes" if cfg.model.num_classes else "")

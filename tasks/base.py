@@ -110,6 +110,9 @@ class Task:
         """Steps between validations; 0 = none."""
         return 0
 
+    def prepare_validation(self, cfg, data: TrainData) -> None:
+        """Set up what validation needs, once before the first step (rank 0)."""
+
     def validate(self, ema_model, cfg, data: TrainData, device) -> float:
         raise NotImplementedError
 

@@ -78,11 +78,14 @@ class GenerateTask(Task):
     def validation_every(self, cfg) -> int:
         return cfg.train.eval_every
 
+    def prepare_validation(self, cfg, data) -> None:
+        """The FID reference and feature network, built before the first step (building the network
+        draws from torch's global generator, so where it happens is part of a run's random stream)."""
+        from metrics.evaluation import lenet_fid
+        data.cache["fid"] = lenet_fid(cfg.data.root)
+
     def validate(self, ema_model, cfg, data, device) -> float:
         """FID of train.eval_samples EMA digits drawn with the sample.* settings (seed sample.seed)."""
-        if "fid" not in data.cache:
-            from metrics.evaluation import lenet_fid
-            data.cache["fid"] = lenet_fid(cfg.data.root)
         s = cfg.sample
         digits = generate(ema_model, cfg, cfg.train.eval_samples, seed=s.seed, sampler=s.sampler, steps=s.steps,
                           eta=s.eta, batch_size=s.batch_size, device=device, progress=False)

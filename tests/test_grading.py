@@ -229,7 +229,8 @@ def test_hand_ins_without_samples_and_with_student_code_are_graded_or_refused_on
     import sys
     trained = subprocess.run([sys.executable, "train.py", "--config", "my_config.yaml", "--student_name", "carol",
                               "--no-progress", *TINY, "train.steps=2", "model.name=tinyconv",
-                              "model.options={width: 4}", "sample.batch_size=1000"], cwd=student, capture_output=True,
+                              "model.options={width: 4}", "sample.batch_size=1000", "sample.steps=1"], cwd=student,
+                             capture_output=True,
                              text=True)
     assert trained.returncode == 0, trained.stderr[-2000:]
 
@@ -237,8 +238,10 @@ def test_hand_ins_without_samples_and_with_student_code_are_graded_or_refused_on
     nosamples = subs / "dave"  # checkpoint and config only: the grader samples with its own seed
     nosamples.mkdir(parents=True)
     shutil.copy(ckpt, nosamples / "final.pt")
-    (nosamples / "my_config.yaml").write_text((ckpt.parent / "config.yaml").read_text().replace(
-        "batch_size: 16", "batch_size: 1000"))  # the handed-in config's sample settings are the ones used
+    import yaml
+    older = yaml.safe_load((ckpt.parent / "config.yaml").read_text())
+    older["sample"].update(older.pop("inpaint"), batch_size=1000, steps=1)  # as written before inpaint.* moved
+    (nosamples / "my_config.yaml").write_text(yaml.safe_dump(older))  # its sample settings are the ones used
     shutil.copy(REPO / "models" / "model.py", nosamples / "model.py")  # unchanged: nothing special
     carol = subs / "carol"
     carol.mkdir()
@@ -250,14 +253,17 @@ def test_hand_ins_without_samples_and_with_student_code_are_graded_or_refused_on
                 "hungry": "HOARD = bytearray(64 << 30)\n",
                 "cropped": "import numpy\n_save = numpy.save\nnumpy.save = lambda f, a, **k: _save(f, a[:, :14], **k)\n"}
     for name, code in bad_code.items():
-        folder = subs / name
-        folder.mkdir()
-        shutil.copy(carol / "final.pt", folder / "final.pt")
-        shutil.copy(carol / "config.yaml", folder / "config.yaml")
+        if name == "cropped":  # with samples: the child regenerates the 8 checked ones, and crops them
+            folder = _submission(subs, name, ckpt, meta, images)
+        else:
+            folder = subs / name
+            folder.mkdir()
+            shutil.copy(carol / "final.pt", folder / "final.pt")
+            shutil.copy(carol / "config.yaml", folder / "config.yaml")
         (folder / "model.py").write_text(shipped + CUSTOM_NET + code)
     _submission(subs, "tess", ckpt, meta, TEST[:40])  # real test digits handed in as samples
     before = {p: p.stat().st_mtime_ns for p in subs.rglob("*") if p.is_file()}
-    args = ("leaderboard.py", "--submissions", subs, "--checked", "8", "--data_root", DATA_ROOT, "--timeout", "15")
+    args = ("leaderboard.py", "--submissions", subs, "--checked", "8", "--data_root", DATA_ROOT, "--timeout", "10")
 
     first = run(*args, cwd=in_folder_with_fid_cache)
     assert first.returncode == 0, first.stderr[-2000:]
@@ -270,7 +276,8 @@ def test_hand_ins_without_samples_and_with_student_code_are_graded_or_refused_on
     assert dave["num_samples"] == 5000 and dave["verified"] and dave["samples_from"] == "made by the grader"
     assert dave["ranked"], dave["not_ranked_reason"]
     seed = int((results / ".grader_seed").read_text())
-    assert dave["grading"]["grader_seed_sha256"] != str(seed) and str(seed) not in (results / "leaderboard.md").read_text()
+    assert str(seed) not in (results / "dave.json").read_text() + (results / "leaderboard.md").read_text()
+    assert dave["sampling"]["seed"] == "grader's" and dave["sampling"]["num_classes"] == 0  # the checkpoint's
     tess = json.loads((results / "tess.json").read_text())
     assert "flagged: 100.0% copies of test digits" in tess["not_ranked_reason"]
     assert tess["memorised_test_share"] == 1.0
@@ -283,10 +290,10 @@ def test_hand_ins_without_samples_and_with_student_code_are_graded_or_refused_on
     assert "dave: up to date" in second.stdout and "carol: graded" in out["carol"] and "student code" in out["carol"]
     carol_result = json.loads((results / "carol.json").read_text())
     assert carol_result["num_samples"] == 5000 and carol_result["student_code"] and carol_result["verified"]
-    assert "hangs (the student's model.py ran past the 15 s limit)" in err
+    assert "hangs (the student's model.py ran past the 10 s limit)" in err
     assert "raises (the student's code failed (exit status 1): RuntimeError: my network is not finished)" in err
     assert "hungry (the student's code failed (out of memory" in err
-    assert "cropped (the student's code returned uint8 (5000, 14, 28); uint8 (5000, 28, 28) expected)" in err
+    assert "cropped (the student's code returned uint8 (8, 14, 28); uint8 (8, 28, 28) expected)" in err
     assert {p: p.stat().st_mtime_ns for p in subs.rglob("*") if p.is_file()} == before, "a hand-in was changed"
     assert not any((results / f"{n}.json").exists() for n in bad_code)
 

@@ -72,6 +72,11 @@ def test_inpaint_then_evaluate(runs, tmp_path, task, extra):
     assert r["mask"] == ("box 9" if task == "generate" else "center 12")
     assert 0 < r["hole_ssim"] < 1 and r["whole_ssim"] > r["hole_ssim"]
     assert np.mean(r["hole_mse_per_image"]) == pytest.approx(r["hole_mse"]) and len(r["hole_mse_per_image"]) == 10
+    if task == "complete":  # the mask label is checked against the masks, not taken from completions.json
+        (out / "completions.json").write_text(json.dumps({**meta, "mask_size": 8}))
+        assert _evaluate(tmp_path, task).returncode == 0
+        claimed = json.loads((tmp_path / "results" / f"{task}_inpaint.json").read_text())["mask"]
+        assert claimed == "custom (not the center masks completions.json names)"
     if task == "inpaint":
         assert _evaluate(tmp_path, task).returncode == 0
         assert json.loads((tmp_path / "results" / f"{task}_inpaint.json").read_text())["hole_mse"] == r["hole_mse"]
