@@ -3,6 +3,7 @@
     python sample.py --checkpoint checkpoints/alice/final.pt --student_name alice [--num_samples 5000]
         [--sampler ddim|ddpm|dpmpp_2m|euler|heun] [--steps S] [--spacing trailing|uniform|leading]
         [--eta E] [--batch_size B] [--seed K] [--no-ema] [--guidance W] [--digit D] [--no-progress]
+        [sample.KEY=VALUE ...]
     python sample.py --checkpoint ... --task inpaint [--mask center|box|half|pixels|center8|center12]
         [--mask_size K] [--n N] [--mean_of K] [inpaint.dc_repeats=R inpaint.jump_length=J inpaint.mean_at=F ...]
     python sample.py --checkpoint ... --task course --input masked.npz --out submission.npz
