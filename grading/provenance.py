@@ -28,8 +28,7 @@ import torch
 from engine import checkpoint
 from common.errors import UserError
 from tasks import for_config
-from tasks.generate import SETTINGS
-from tasks.generation import generate
+from tasks.generate import SETTINGS, generate_from
 
 TOLERANCE = 2.0  # mean absolute difference per image, gray levels of 255
 CHECKED = 64  # indices regenerated per set
@@ -67,10 +66,7 @@ def verify(ckpt_path, meta: dict, images: np.ndarray, *, k: int = CHECKED, seed:
         if not task.makes_digits:
             raise UserError(f"{ckpt_path} is not a digit-generating checkpoint (a {task.name} model)")
         try:
-            again = generate(model, cfg, len(images), seed=meta["seed"], sampler=meta["sampler"], steps=meta["steps"],
-                             eta=meta["eta"], batch_size=k, device=device, spacing=meta["spacing"],
-                             sigmas=meta["sigmas"], guidance=meta["guidance"], digit=meta["digit"], progress=False,
-                             indices=indices)
+            again = generate_from(model, cfg, meta, batch_size=k, device=device, indices=indices)
         except (ValueError, TypeError, KeyError, IndexError, RuntimeError) as e:  # hand-edited or foreign settings
             raise UserError(f"the settings in samples.json do not run with this checkpoint ({str(e)[:80]})") from None
     diff = np.abs(again.astype(np.int16) - images[indices].astype(np.int16)).reshape(k, -1).mean(1)

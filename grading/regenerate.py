@@ -12,8 +12,7 @@ import torch
 
 from engine import checkpoint, config
 from tasks import for_config
-from tasks.generate import SETTINGS
-from tasks.generation import generate
+from tasks.generate import SETTINGS, generate_from
 
 
 def grader_settings(cfg, seed: int, n: int) -> dict:
@@ -36,9 +35,6 @@ def regenerate(ckpt_path, config_path, meta: dict | None, *, seed: int, n: int, 
         if config_path:
             cfg.sample = config.load(config_path, migrate=True).sample  # the student's choice of sampler and guidance
         settings = grader_settings(cfg, seed, n)
-    images = generate(model, cfg, settings["num_samples"], seed=settings["seed"], sampler=settings["sampler"],
-                      steps=settings["steps"], eta=settings["eta"], batch_size=settings["batch_size"], device=device,
-                      spacing=settings["spacing"], sigmas=settings["sigmas"], guidance=settings["guidance"],
-                      digit=settings["digit"], progress=False,
-                      indices=None if indices is None else np.asarray(indices))
+    images = generate_from(model, cfg, settings, device=device,
+                           indices=None if indices is None else np.asarray(indices))
     return images, {**settings, "num_classes": cfg.model.num_classes}

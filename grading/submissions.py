@@ -228,9 +228,10 @@ def grade_one(folder: Path, results: Path, *, data_root: str, cache_dir: str | P
         check = {"verified": True, "by_construction": True, "seconds": round(time.perf_counter() - start, 2)}
         how = "made by the grader"
         src = paths["checkpoint"]
-    # the labels asked for come from the checkpoint (or the child that built it), not from what was handed in
-    classes = child.get("num_classes") if paths["custom"] else checkpoint.config_of(
-        checkpoint.load(paths["checkpoint"]), paths["checkpoint"]).model.num_classes
+    # the labels asked for come from the checkpoint (or the child that built it), not from what was handed in:
+    # grader-made settings carry its class count already; handed-in samples.json is not trusted for it
+    classes = meta["num_classes"] if paths["meta"] is None else child.get("num_classes") if paths["custom"] else \
+        checkpoint.config_of(checkpoint.load(paths["checkpoint"]), paths["checkpoint"]).model.num_classes
     meta = {**meta, "num_classes": classes, **({} if paths["meta"] else {"seed": "grader's"})}
     result = score_digits(images, name, src, meta, data_root=data_root, cache_dir=cache_dir, progress=progress)
     grid = ensure_dir(results / "grids") / f"{name}.png"

@@ -31,8 +31,8 @@ from engine import checkpoint, config  # noqa: E402
 from engine.trainer import RunPaths, train  # noqa: E402
 from grading import provenance  # noqa: E402
 from grading.submissions import score_digits  # noqa: E402
-from tasks.generate import sampling_record  # noqa: E402
-from tasks.generation import generate  # noqa: E402
+from grading.regenerate import grader_settings  # noqa: E402
+from tasks.generate import generate_from, sampling_record  # noqa: E402
 
 # the smoke run: a network of a few thousand weights, a few steps, a few samples
 SMOKE = ["model.channels=8", "model.channel_mult=[1,2]", "model.attn_levels=[]", "model.num_res_blocks=1",
@@ -76,13 +76,11 @@ def main(argv=None) -> int:
 
     _, cfg, model = checkpoint.load_model(paths.final, device=device)
     s = cfg.sample
-    settings = {"sampler": s.sampler, "steps": s.steps, "eta": s.eta, "seed": s.seed, "spacing": s.spacing,
-                "sigmas": s.sigmas, "guidance": s.guidance, "digit": -1, "num_samples": n}
+    settings = grader_settings(cfg, s.seed, n)  # the config's sample.*, balanced over the digits
     if device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
-    images = generate(model, cfg, n, batch_size=s.batch_size, device=device, progress=False,
-                      **{k: v for k, v in settings.items() if k != "num_samples"})
+    images = generate_from(model, cfg, settings, device=device)
     summary["sample_s"] = round(time.perf_counter() - start, 1)
     summary["sample_images_per_s"] = round(n / summary["sample_s"], 1) if summary["sample_s"] else None
 

@@ -32,6 +32,16 @@ def sampling_record(settings: dict, **extra) -> dict:
     return {**{k: settings[k] for k in SETTINGS}, **extra}
 
 
+def generate_from(model, cfg, settings: dict, *, device, batch_size: int | None = None, indices=None,
+                  progress: bool = False) -> np.ndarray:
+    """generate() with a settings record (SETTINGS, as samples.json holds them): all its num_samples
+    digits, or only `indices` of them; batch_size defaults to the record's."""
+    return generate(model, cfg, settings["num_samples"], seed=settings["seed"], sampler=settings["sampler"],
+                    steps=settings["steps"], eta=settings["eta"], spacing=settings["spacing"],
+                    sigmas=settings["sigmas"], guidance=settings["guidance"], digit=settings["digit"],
+                    batch_size=batch_size or settings["batch_size"], device=device, indices=indices, progress=progress)
+
+
 def save_digits(out_dir: Path, images: np.ndarray, record: dict) -> None:
     """A digit set as sample.py writes it: samples/00000.png..., samples.npz (key "images"), grid.png
     (the first 100) and samples.json (`record`), each written atomically."""
@@ -96,10 +106,7 @@ class GenerateTask(Task):
         nothing), gathered on rank 0 and saved by save_digits; balanced over the classes when the model
         is class-conditional."""
         n, start = settings["num_samples"], time.perf_counter()
-        images = generate(model, cfg, n, seed=settings["seed"], sampler=settings["sampler"], steps=settings["steps"],
-                          eta=settings["eta"], batch_size=settings["batch_size"], device=device,
-                          spacing=settings["spacing"], sigmas=settings["sigmas"], guidance=settings["guidance"],
-                          digit=settings["digit"], indices=ctx.share(n), progress=progress)
+        images = generate_from(model, cfg, settings, device=device, indices=ctx.share(n), progress=progress)
         images = distributed.gather_to_main(ctx, images)
         seconds = time.perf_counter() - start
         if not ctx.main:
