@@ -1,12 +1,14 @@
 """Evaluate generated or completed digits against the MNIST test set.
 
-    python evaluate.py --student_name alice [--samples PATH]
+    python evaluate.py --student_name alice [--samples PATH] [--reference train]
     python evaluate.py --student_name alice --task inpaint [--n_eval 500] [--seed 42] [--samples NPZ]
     python evaluate.py --task course --pred submission.npz --target truth.npz [--student_name alice]
 
 generate reads outputs/NAME/samples/ (PNG files), else outputs/NAME/samples.npz, or --samples
 FOLDER_OR_NPZ, and writes results/NAME.json: FID (with its bootstrap spread and the measured floor),
 precision/recall, density/coverage, KID, the class histogram and the mean classifier confidence.
+--reference train scores against 10,000 training digits instead (results/reference_train/NAME.json),
+so that settings are chosen without looking at the test digits the leaderboard ranks on.
 Two-moons samples (an npz with "points") get MMD, energy distance and sliced Wasserstein-1 against
 the 5,000-point target instead, each also as a multiple of the sampling floor.
 inpaint reads outputs/NAME/inpaint/completions.npz (written by sample.py --task inpaint) and writes
@@ -31,8 +33,9 @@ from common.runtime import versions
 from grading.course import center_errors, course_images
 from common.errors import ArgumentParser, UserError, exit_on_user_error
 from common.fileio import check_name, ensure_dir, write_json
-from grading.submissions import score_digits
-from metrics import inception
+from grading.submissions import label_agreement, score_digits
+from metrics import features, inception
+from metrics.evaluation import fid_with_spread, training_floor, training_reference
 from metrics import inpainting as inpaint_metrics
 
 
@@ -61,6 +64,10 @@ def main(argv=None) -> int:
     p.add_argument("--inception_weights", help=f"path of {inception.WEIGHTS_NAME} (or set ${inception.ENV_VAR})")
     p.add_argument("--data_root", default="data", help="torchvision MNIST root")
     p.add_argument("--cache_dir", default="data/fid_cache", help="where reference statistics are cached")
+    p.add_argument("--reference", default="test", choices=("test", "train"),
+                   help="generate: test (the leaderboard's score, results/NAME.json) or train: FID against 10,000 "
+                        "training digits (results/reference_train/NAME.json), for choosing settings without "
+                        "tuning to the test digits")
     p.add_argument("--out_root", default="outputs")
     p.add_argument("--results", default="results")
     p.add_argument("--no-progress", action="store_true")
@@ -78,9 +85,11 @@ def main(argv=None) -> int:
         if "points" in arrays:
             return evaluate_points(args, name, src, arrays)
     images = load_digits(src)
-    results_dir = ensure_dir(args.results)
     meta_path = src.parent / "samples.json"  # written by sample.py beside samples/ and samples.npz
     from_sample_py = src.name in ("samples", "samples.npz") and meta_path.is_file()
+    if args.reference == "train":
+        return against_training_digits(args, name, src, images, json.loads(meta_path.read_text()) if from_sample_py else None)
+    results_dir = ensure_dir(args.results)
     result = score_digits(images, name, src, json.loads(meta_path.read_text()) if from_sample_py else None,
                           data_root=args.data_root, cache_dir=args.cache_dir, feature_net=args.feature_net,
                           inception_weights=args.inception_weights, progress=not args.no_progress)
@@ -96,6 +105,28 @@ def main(argv=None) -> int:
               f"asked for (the test digits' own: {r['label_agreement_test']:.1%})")
     if not r["ranked"]:
         print(f"not ranked: {r['not_ranked_reason']}")
+    return 0
+
+
+def against_training_digits(args, name: str, src: Path, images: np.ndarray, sampling: dict | None) -> int:
+    """FID against 10,000 training digits (the test digits stay unseen until the final score), beside the
+    FID of as many real training digits scored the same way, and the label agreement."""
+    if len(images) < 20:
+        raise UserError(f"{src} holds {len(images)} digits; FID needs at least 20 (5,000 for a final score)")
+    lenet = features.load_lenet()
+    feats, probs = features.extract(lenet, images, progress=not args.no_progress)
+    ref = training_reference(args.data_root)
+    fid, fid_std = fid_with_spread(feats, ref)
+    real = training_floor(args.data_root, len(images), ref, lenet)
+    result = {"student_name": name, "reference": "train", "num_samples": len(images), "fid": fid,
+              "fid_bootstrap_std": fid_std, "fid_real_digits": real, "fid_over_real": fid / real,
+              **label_agreement(probs, sampling), "samples": str(src), "sampling": sampling,
+              "feature_net_sha256": features.sha256(), "versions": versions()}
+    out = ensure_dir(Path(args.results) / "reference_train") / f"{name}.json"
+    write_json(out, result)
+    print(f"{name}: FID against training digits {fid:.3f} +- {fid_std:.3f} ({len(images)} real training digits "
+          f"score {real:.3f}: x{fid / real:.2f})" + (f", label agreement {result['label_agreement']:.1%}"
+                                                    if "label_agreement" in result else "") + f" -> {out}")
     return 0
 
 

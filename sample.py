@@ -152,7 +152,11 @@ def generate_digits(args, cfg, model, device, name: str, source: dict, ctx: dist
     settings = {"sampler": args.sampler or s.sampler, "steps": args.steps or s.steps, "eta": s.eta if args.eta is None
                 else args.eta, "seed": s.seed if args.seed is None else args.seed, "spacing": args.spacing or s.spacing,
                 "sigmas": args.sigmas or s.sigmas, "guidance": s.guidance if args.guidance is None else args.guidance,
-                "digit": digit, "num_samples": n, "batch_size": args.batch_size or s.batch_size}
+                "autoguidance": s.autoguidance, "digit": digit, "num_samples": n, "batch_size": args.batch_size or s.batch_size}
+    guide = checkpoint.load_guide(checkpoint.load(ckpt_path), cfg, ckpt_path, device) if s.autoguidance else None
+    if s.autoguidance and guide is None:
+        raise UserError(f"{ckpt_path} holds no guide weights for sample.autoguidance; train with train.guide_step > 0 "
+                        "or sample with sample.autoguidance=0")
     if args.digit is not None and not 0 <= args.digit <= 9:
         raise UserError(f"--digit must be one of 0-9, got {args.digit}")
     if settings["guidance"] < 0:
@@ -172,7 +176,7 @@ def generate_digits(args, cfg, model, device, name: str, source: dict, ctx: dist
     if ctx.main:
         ensure_dir(out_dir)  # checked before the long part, after the cheap checks
     done = task.write_samples(model, cfg, out_dir, settings, {"student_name": name, **source}, device=device, ctx=ctx,
-                              progress=ctx.main and not args.no_progress)
+                              progress=ctx.main and not args.no_progress, guide=guide)
     if ctx.main:
         print(done)
     return 0

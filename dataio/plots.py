@@ -76,6 +76,29 @@ def learning_curve(path: str | Path, minutes, images, fid, floor: float, title: 
     _save(fig, path)
 
 
+def learning_curves(path: str | Path, runs: dict[str, tuple[list, list, list]], real: float, title: str) -> None:
+    """Several runs' FID (log y; the dotted line: real digits scored the same way) and label agreement
+    (class-conditional runs only) against images seen. runs: name -> (images, fid, agreement or None)."""
+    agreeing = {n: r for n, r in runs.items() if any(a is not None for a in r[2])}
+    fig, axes = plt.subplots(1, 2 if agreeing else 1, figsize=(10 if agreeing else 5.5, 3.6), squeeze=False)
+    ax = axes[0][0]
+    for name, (images, fid, _) in runs.items():
+        ax.plot(np.asarray(images) / 1e3, fid, "o-", label=name, markersize=3)
+    ax.axhline(real, color="gray", linestyle=":", linewidth=1, label=f"real digits ({real:.1f})")
+    ax.set(xlabel="images seen (thousands)", ylabel="FID (log scale)", yscale="log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if agreeing:
+        ax = axes[0][1]
+        for name, (images, _, agree) in agreeing.items():
+            ax.plot(np.asarray(images) / 1e3, 100 * np.asarray(agree, dtype=float), "o-", label=name, markersize=3)
+        ax.set(xlabel="images seen (thousands)", ylabel="label agreement (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    _save(fig, path)
+
+
 def sampler_sweep(path: str | Path, lines: dict[str, list[tuple[int, float, float, float]]], floor: float,
                   title: str) -> None:
     """FID against network evaluations and against seconds per 1,000 digits, one line per sampler;

@@ -104,7 +104,8 @@ def weights_sha256(ckpt: dict) -> str:
     thread count and library versions) keeps the measurements keyed by it."""
     h = hashlib.sha256(json.dumps({k: ckpt["config"][k] for k in ("model", "diffusion", "sample")},
                                   sort_keys=True).encode())
-    for name, t in sorted(unwrapped(ckpt["ema"]["model"]).items()):
+    weights = {**unwrapped(ckpt["ema"]["model"]), **{f"guide:{k}": v for k, v in unwrapped(ckpt.get("guide") or {}).items()}}
+    for name, t in sorted(weights.items()):
         h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
         h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
@@ -117,3 +118,13 @@ def load_model(path, *, ema: bool = True, device: torch.device = torch.device("c
     model = build_network(cfg)
     load_weights(model, ckpt["ema"]["model"] if ema else ckpt["model"], path, "EMA" if ema else "model")
     return ckpt, cfg, model.to(device, memory_format=torch.channels_last).eval()
+
+
+def load_guide(ckpt: dict, cfg, path, device: torch.device = torch.device("cpu")):
+    """The guide network of sample.autoguidance (the EMA weights train.guide_step kept), in eval mode on
+    `device`, or None for a checkpoint without one."""
+    if ckpt.get("guide") is None:
+        return None
+    guide = build_network(cfg)
+    load_weights(guide, ckpt["guide"], path, "guide")
+    return guide.to(device, memory_format=torch.channels_last).eval()

@@ -86,6 +86,9 @@ class TrainConfig:
                                     "this share of the training so far (0.05-0.15), at any run length; replaces "
                                     "ema_decay and ema_warmup")
     ema_every: int = opt(1, "update the EMA every k steps")
+    guide_step: int = opt(0, "> 0: keep the EMA weights of this step in the checkpoint as the guide network that "
+                             "sample.autoguidance steers away from (an early, worse version of the same network); "
+                             "0: none")
     seed: int = opt(0, "the one seed: weights, data order, noise, dropout, label dropout")
     device: str = opt("auto", "auto picks cuda > mps > cpu")
     bf16: bool = opt(False, "bf16 autocast of the training steps, on CUDA and on CPUs (pays on CPUs only where "
@@ -98,6 +101,8 @@ class TrainConfig:
     label_dropout: float = opt(0.1, "class-conditional models: share of labels replaced by 'no label', in [0, 1)")
     log_every: int = opt(50, "a log.tsv row every k steps (and at the last)")
     ckpt_every: int = opt(1000, "save last.pt every k steps (also on Ctrl-C / SIGTERM)")
+    keep_every: int = opt(0, "also keep a checkpoint of every k-th step in checkpoints/NAME/snapshots/ (for learning "
+                             "curves: scripts/learning_curve.py --snapshots); 0: none")
     sample_every: int = opt(2000, "an EMA sample grid (inpainting: a panel) every k steps and at the last; 0 disables")
     eval_every: int = opt(0, "FID of eval_samples EMA samples (sample.* settings) in log.tsv every k steps and at "
                              "the last; digit generation only; 0 disables")
@@ -147,6 +152,8 @@ class SampleConfig:
     grid_size: int = opt(64, "images in the training-time grids")
     guidance: float = opt(0.0, "classifier-free guidance weight w: out = cond + w (cond - uncond); 0 = conditional")
     digit: int = opt(-1, "class-conditional models: -1 = balanced classes, 0-9 = that digit only")
+    autoguidance: float = opt(0.0, "autoguidance weight a (Karras et al. 2024): out += a (out - guide's out), the "
+                                   "guide being the checkpoint's early weights (train.guide_step); 0 = off")
 
 
 @dataclass

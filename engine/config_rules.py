@@ -35,7 +35,7 @@ RANGES = {
                      "train.ema_every", "train.log_every", "train.ckpt_every", "sample.steps", "sample.batch_size",
                      "sample.num_samples", "sample.grid_size", "inpaint.dc_repeats", "inpaint.jump_length",
                      "inpaint.mean_of"), ">= 1"),
-    **dict.fromkeys(("data.subset", "data.val_size", "data.shift", "data.rotate", "train.val_every", "train.sample_every", "train.warmup_steps", "train.eval_every", "train.clip_grad",
+    **dict.fromkeys(("data.subset", "data.val_size", "data.shift", "data.rotate", "train.val_every", "train.sample_every", "train.keep_every", "train.warmup_steps", "train.eval_every", "train.clip_grad",
                      "train.weight_decay", "sample.eta"), ">= 0"),
     **dict.fromkeys(("train.lr", "diffusion.p_std"), "> 0"),
 }
@@ -125,6 +125,13 @@ def validate(cfg, where: str) -> None:
     _require(s.guidance == 0 or t.label_dropout > 0, "sample.guidance",
              "0 when train.label_dropout is 0 (guidance extrapolates away from the 'no label' prediction, which "
              "label dropout trains; without it that prediction is untrained)", s.guidance, where)
+    _require(s.autoguidance >= 0, "sample.autoguidance", ">= 0", s.autoguidance, where)
+    _require(s.autoguidance == 0 or t.guide_step > 0, "sample.autoguidance",
+             "0 unless train.guide_step > 0 (autoguidance steers away from the guide weights that step keeps)",
+             s.autoguidance, where)
+    _require(0 <= t.guide_step < t.steps, "train.guide_step", f"in [0, train.steps) = [0, {t.steps})", t.guide_step, where)
+    _require(t.guide_step == 0 or cfg.task.name == "generate", "train.guide_step",
+             "0 unless task.name=generate (only digit generation samples with autoguidance)", t.guide_step, where)
     _require(s.digit == -1 or m.num_classes > 0, "sample.digit",
              "-1 for an unconditional model (choosing a digit needs model.num_classes: 10)", s.digit, where)
     _require(len(m.channel_mult) >= 1 and all(c >= 1 for c in m.channel_mult), "model.channel_mult",

@@ -64,6 +64,10 @@ class RunPaths:
     def log(self) -> Path:
         return self.ckpt_dir / "log.tsv"
 
+    def snapshot(self, step: int) -> Path:
+        """train.keep_every's checkpoint of `step` (scripts/learning_curve.py --snapshots scores them)."""
+        return self.ckpt_dir / "snapshots" / f"step_{step:07d}.pt"
+
 
 class StopFlag:
     """SIGINT/SIGTERM set a flag; the loop saves and stops after the current step.
@@ -109,6 +113,7 @@ class Run:
     step: int = 0
     train_s: float = 0.0
     best_val: float = math.inf
+    guide: dict | None = None  # the EMA weights at train.guide_step (autoguidance's guide network)
 
     @classmethod
     def new(cls, cfg: Config, device) -> "Run":
@@ -125,7 +130,7 @@ class Run:
         return {"kind": "diffusion", "config": cfg.to_dict(), "step": self.step, "model": self.model.state_dict(),
                 "ema": self.ema.state_dict(), "optimizer": self.opt.state_dict(), "scheduler": self.lr_sched.state_dict(),
                 "rng": checkpoint.rng_state(), "world_size": world, "train_seconds": self.train_s,
-                "best_val_hole_mse": self.best_val}
+                "best_val_hole_mse": self.best_val, **({"guide": self.guide} if self.guide is not None else {})}
 
     def resume(self, cfg: Config, path: Path) -> None:
         """Load last.pt, refusing one trained with another model, diffusion or task config."""
@@ -143,6 +148,7 @@ class Run:
         self.step = ckpt["step"]
         self.train_s = float(ckpt.get("train_seconds", 0.0))
         self.best_val = float(ckpt.get("best_val_hole_mse", math.inf))
+        self.guide = ckpt.get("guide")
         checkpoint.set_rng_state(ckpt["rng"])  # rank 0's; the other processes move on to their own streams
 
 
@@ -219,7 +225,7 @@ def train(cfg: Config, name: str, *, restart: bool = False, paths: RunPaths | No
         if ctx.main:
             state = run.state(cfg, ctx.world)
             for target in targets:
-                checkpoint.save(target, state)
+                checkpoint.save(ensure_dir(target.parent) / target.name, state)
 
     rows = slice(ctx.rank, None, ctx.world)  # this process's rows of every global micro-batch
     clip = t.clip_grad if t.clip_grad > 0 else float("inf")
@@ -252,6 +258,8 @@ def train(cfg: Config, name: str, *, restart: bool = False, paths: RunPaths | No
             log.seen += t.batch_size
             if run.step % t.ema_every == 0:
                 run.ema.update(model)
+            if run.step == t.guide_step:
+                run.guide = {k: v.detach().clone() for k, v in run.ema.model.state_dict().items()}
             bar.update(1)
             stopped = distributed.any_flag(ctx, stop.signal is not None)
             now = time.perf_counter()
@@ -275,6 +283,8 @@ def train(cfg: Config, name: str, *, restart: bool = False, paths: RunPaths | No
                 log.pause(time.perf_counter() - drawn)
             if run.step % t.ckpt_every == 0:
                 save(paths.last)
+            if t.keep_every and run.step % t.keep_every == 0:
+                save(paths.snapshot(run.step))
     return _finish(run, ctx, save, paths, stopped, t)
 
 

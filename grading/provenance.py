@@ -28,7 +28,7 @@ import torch
 from engine import checkpoint
 from common.errors import UserError
 from tasks import for_config
-from tasks.generate import SETTINGS, generate_from
+from tasks.generate import generate_from, settings_of
 
 TOLERANCE = 2.0  # mean absolute difference per image, gray levels of 255
 CHECKED = 64  # indices regenerated per set
@@ -50,9 +50,10 @@ def verify(ckpt_path, meta: dict, images: np.ndarray, *, k: int = CHECKED, seed:
     the settings of `meta` (samples.json) and compare. `regen(indices)`, when given, regenerates them
     elsewhere (a student's network in grading.sandbox's child); by default here. Returns verified,
     matched, checked, the largest mean absolute difference and the seconds it took."""
-    missing = [key for key in SETTINGS if key not in meta]
-    if missing:
-        raise UserError(f"samples.json lacks {', '.join(missing)}; regenerate the samples with sample.py")
+    try:
+        settings_of(meta)
+    except ValueError as e:
+        raise UserError(f"samples.json: {e}; regenerate the samples with sample.py") from None
     if meta["num_samples"] != len(images):
         raise UserError(f"samples.json records {meta['num_samples']} samples but the set holds {len(images)}")
     start = time.perf_counter()
@@ -61,12 +62,13 @@ def verify(ckpt_path, meta: dict, images: np.ndarray, *, k: int = CHECKED, seed:
     if regen is not None:
         again = regen(indices)
     else:
-        _, cfg, model = checkpoint.load_model(ckpt_path, ema=meta.get("ema", True), device=device)
+        ckpt, cfg, model = checkpoint.load_model(ckpt_path, ema=meta.get("ema", True), device=device)
         task = for_config(cfg)
         if not task.makes_digits:
             raise UserError(f"{ckpt_path} is not a digit-generating checkpoint (a {task.name} model)")
         try:
-            again = generate_from(model, cfg, meta, batch_size=k, device=device, indices=indices)
+            again = generate_from(model, cfg, meta, batch_size=k, device=device, indices=indices,
+                                  guide=checkpoint.load_guide(ckpt, cfg, ckpt_path, device))
         except (ValueError, TypeError, KeyError, IndexError, RuntimeError) as e:  # hand-edited or foreign settings
             raise UserError(f"the settings in samples.json do not run with this checkpoint ({str(e)[:80]})") from None
     diff = np.abs(again.astype(np.int16) - images[indices].astype(np.int16)).reshape(k, -1).mean(1)

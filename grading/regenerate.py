@@ -12,29 +12,30 @@ import torch
 
 from engine import checkpoint, config
 from tasks import for_config
-from tasks.generate import SETTINGS, generate_from
+from tasks.generate import generate_from, settings_of
 
 
 def grader_settings(cfg, seed: int, n: int) -> dict:
     """The settings the grader samples a hand-in with: its config's sample.*, every digit, its seed."""
     s = cfg.sample
     return {"sampler": s.sampler, "steps": s.steps, "eta": s.eta, "seed": seed, "spacing": s.spacing,
-            "sigmas": s.sigmas, "guidance": s.guidance, "digit": -1, "num_samples": n, "batch_size": s.batch_size}
+            "sigmas": s.sigmas, "guidance": s.guidance, "autoguidance": s.autoguidance, "digit": -1, "num_samples": n,
+            "batch_size": s.batch_size}
 
 
 def regenerate(ckpt_path, config_path, meta: dict | None, *, seed: int, n: int, indices=None,
                device: torch.device = torch.device("cpu")) -> tuple[np.ndarray, dict]:
     """(uint8 digits: all n, or only `indices` of them; the settings that made them), from the
     checkpoint's EMA weights."""
-    _, cfg, model = checkpoint.load_model(ckpt_path, ema=True, device=device)
+    ckpt, cfg, model = checkpoint.load_model(ckpt_path, ema=True, device=device)
     if not for_config(cfg).makes_digits:
         raise ValueError(f"{ckpt_path} is a {for_config(cfg).name} model, not a digit generator")
     if meta:
-        settings = {**{k: meta[k] for k in SETTINGS}, "batch_size": cfg.sample.batch_size}
+        settings = {**settings_of(meta), "batch_size": cfg.sample.batch_size}
     else:
         if config_path:
             cfg.sample = config.load(config_path, migrate=True).sample  # the student's choice of sampler and guidance
         settings = grader_settings(cfg, seed, n)
-    images = generate_from(model, cfg, settings, device=device,
+    images = generate_from(model, cfg, settings, device=device, guide=checkpoint.load_guide(ckpt, cfg, ckpt_path, device),
                            indices=None if indices is None else np.asarray(indices))
     return images, {**settings, "num_classes": cfg.model.num_classes}

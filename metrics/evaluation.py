@@ -85,11 +85,16 @@ def lenet_reference(data_root: str, cache_dir: str | Path = "data/fid_cache"):
     return extract, reference(extract, data_root, ensure_dir(cache_dir), features.sha256())
 
 
+def training_reference_picks(n_train: int, n: int = 10_000, seed: int = 0) -> np.ndarray:
+    """The indices of the training digits that training_reference(n, seed) holds."""
+    return np.random.default_rng(seed).choice(n_train, n, replace=False)
+
+
 def training_reference(data_root: str, n: int = 10_000, seed: int = 0) -> dict:
     """Feature mean and covariance ("mu", "sigma") of n training digits (a fixed choice) under the
     shipped network: an FID target for choosing settings without looking at the test digits."""
     train = load_mnist(data_root, train=True)[0].numpy()
-    pick = np.random.default_rng(seed).choice(len(train), n, replace=False)
+    pick = training_reference_picks(len(train), n, seed)
     feats = features.extract(features.load_lenet(), train[pick], progress=False)[0]
     mu, sigma = gaussian_stats(feats)
     return {"mu": mu, "sigma": sigma}
@@ -105,3 +110,14 @@ def lenet_fid(data_root: str, cache_dir: str | Path = "data/fid_cache"):
 def floor_mean(data_root: str, cache_dir: str | Path = "data/fid_cache") -> float:
     """The shipped feature network's FID floor (mean over the reference's draws of training digits)."""
     return float(lenet_reference(data_root, cache_dir)[1]["floor"].mean())
+
+
+def training_floor(data_root: str, n: int, ref: dict, lenet=None) -> float:
+    """The FID of n real digits against training_reference's `ref`: training digits outside its picks,
+    the value a generator's FID against training digits approaches at this sample count."""
+    train = load_mnist(data_root, train=True)[0].numpy()
+    picked = np.zeros(len(train), bool)
+    picked[training_reference_picks(len(train))] = True
+    others = np.flatnonzero(~picked)[:n]
+    feats = features.extract(lenet or features.load_lenet(), train[others], progress=False)[0]
+    return fid_with_spread(feats, ref)[0]

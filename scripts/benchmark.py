@@ -65,7 +65,7 @@ def main():
     batch = min(s.batch_size, args.sample_n)
     if task.makes_digits:
         generate(model, cfg, args.sample_n, seed=0, sampler=s.sampler, steps=s.steps, eta=s.eta, batch_size=batch,
-                 device=device, progress=False)
+                 device=device, progress=False, guide=model if s.autoguidance else None)  # a guide costs what the model does
         what = f"{s.sampler} x{s.steps}"
     else:
         digits = torch.zeros(args.sample_n, 28, 28, dtype=torch.uint8)
@@ -73,8 +73,8 @@ def main():
                             0, batch_size=batch, device=device, progress=False)
         what = task.method_name(cfg)
     sample_rate = args.sample_n / (time.perf_counter() - start)
-    if task.makes_digits:  # a guided step evaluates the network on a doubled batch
-        per_image = evaluations(s.sampler, s.steps) * (2 if cfg.model.num_classes and s.guidance else 1)
+    if task.makes_digits:  # each guidance (classifier-free, auto) adds a network call per step
+        per_image = evaluations(s.sampler, s.steps) * (1 + bool(cfg.model.num_classes and s.guidance) + bool(s.autoguidance))
         what += f" ({sample_rate * per_image:.0f} denoiser evaluations/s)"
     print(f"config={args.config} params={n_params / 1e6:.2f}M device={device} threads={torch.get_num_threads()} "
           f"forward={forward_flops(model, cfg, device) / 1e6:.0f} MFLOP/image")

@@ -74,13 +74,13 @@ def main(argv=None) -> int:
     ckpt = checkpoint.load(paths.final)
     summary["train_images_per_s"] = round(steps * cfg.train.batch_size / float(ckpt["train_seconds"]), 1)
 
-    _, cfg, model = checkpoint.load_model(paths.final, device=device)
+    ckpt, cfg, model = checkpoint.load_model(paths.final, device=device)
     s = cfg.sample
     settings = grader_settings(cfg, s.seed, n)  # the config's sample.*, balanced over the digits
     if device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
-    images = generate_from(model, cfg, settings, device=device)
+    images = generate_from(model, cfg, settings, device=device, guide=checkpoint.load_guide(ckpt, cfg, paths.final, device))
     summary["sample_s"] = round(time.perf_counter() - start, 1)
     summary["sample_images_per_s"] = round(n / summary["sample_s"], 1) if summary["sample_s"] else None
 

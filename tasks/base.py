@@ -116,10 +116,12 @@ class Task:
     def validate(self, ema_model, cfg, data: TrainData, device) -> float:
         raise NotImplementedError
 
-    def write_samples(self, model, cfg, out_dir, settings: dict, source: dict, *, device, ctx, progress: bool) -> str:
+    def write_samples(self, model, cfg, out_dir, settings: dict, source: dict, *, device, ctx, progress: bool,
+                      guide=None) -> str:
         """sample.py --task generate: draw settings["num_samples"] samples with `settings` (sampler,
-        steps, eta, seed, spacing, sigmas, guidance, digit, batch_size), write them into out_dir with
-        what made them (`source`: the checkpoint), and say what was written."""
+        steps, eta, seed, spacing, sigmas, guidance, autoguidance, digit, batch_size; `guide`: the
+        checkpoint's guide network), write them into out_dir with what made them (`source`: the
+        checkpoint), and say what was written."""
         raise UserError(f"{source.get('checkpoint')} was trained for task.name={cfg.task.name}, which completes masked "
                         "digits; use --task inpaint or --task course")
 

@@ -20,26 +20,37 @@ from tasks.base import Task, TrainData, image_batch, levels_and_noise, mnist_tra
 from tasks.generation import generate
 
 # what made a digit set, recorded in samples.json: with the checkpoint, sample i is a function of these
-SETTINGS = ("sampler", "steps", "eta", "seed", "spacing", "sigmas", "guidance", "digit", "num_samples")
+SETTINGS = ("sampler", "steps", "eta", "seed", "spacing", "sigmas", "guidance", "autoguidance", "digit", "num_samples")
+# settings added after records were first written: an older samples.json that lacks one was made with this value
+ADDED_SETTINGS = {"autoguidance": 0.0}
+
+
+def settings_of(record: dict) -> dict:
+    """The SETTINGS of a samples.json record, older records' missing ADDED_SETTINGS filled in; a
+    ValueError names the keys it lacks."""
+    record = {**ADDED_SETTINGS, **record}
+    missing = [k for k in SETTINGS if k not in record]
+    if missing:
+        raise ValueError(f"sampling settings lack {', '.join(missing)}")
+    return {k: record[k] for k in SETTINGS}
 
 
 def sampling_record(settings: dict, **extra) -> dict:
-    """samples.json's record: the SETTINGS (all required; grading.provenance regenerates samples from
-    them), then what else the caller knows (the checkpoint and its hash, the timing...)."""
-    missing = [k for k in SETTINGS if k not in settings]
-    if missing:
-        raise ValueError(f"sampling settings lack {', '.join(missing)}")
-    return {**{k: settings[k] for k in SETTINGS}, **extra}
+    """samples.json's record: the SETTINGS (grading.provenance regenerates samples from them), then
+    what else the caller knows (the checkpoint and its hash, the timing...)."""
+    return {**settings_of(settings), **extra}
 
 
-def generate_from(model, cfg, settings: dict, *, device, batch_size: int | None = None, indices=None,
+def generate_from(model, cfg, settings: dict, *, device, guide=None, batch_size: int | None = None, indices=None,
                   progress: bool = False) -> np.ndarray:
     """generate() with a settings record (SETTINGS, as samples.json holds them): all its num_samples
-    digits, or only `indices` of them; batch_size defaults to the record's."""
-    return generate(model, cfg, settings["num_samples"], seed=settings["seed"], sampler=settings["sampler"],
-                    steps=settings["steps"], eta=settings["eta"], spacing=settings["spacing"],
-                    sigmas=settings["sigmas"], guidance=settings["guidance"], digit=settings["digit"],
-                    batch_size=batch_size or settings["batch_size"], device=device, indices=indices, progress=progress)
+    digits, or only `indices` of them; batch_size defaults to the record's. `guide`: the checkpoint's
+    guide network (checkpoint.load_guide), which autoguidance > 0 needs."""
+    s = settings_of(settings)
+    return generate(model, cfg, s["num_samples"], seed=s["seed"], sampler=s["sampler"], steps=s["steps"],
+                    eta=s["eta"], spacing=s["spacing"], sigmas=s["sigmas"], guidance=s["guidance"], digit=s["digit"],
+                    guide=guide, autoguidance=s["autoguidance"], batch_size=batch_size or settings["batch_size"],
+                    device=device, indices=indices, progress=progress)
 
 
 def save_digits(out_dir: Path, images: np.ndarray, record: dict) -> None:
@@ -82,7 +93,7 @@ class GenerateTask(Task):
     def pictures(self, ema_model, cfg, out_dir, step, data, device):
         s = cfg.sample
         grid = generate(ema_model, cfg, s.grid_size, seed=s.seed, sampler=s.sampler, steps=s.steps, eta=s.eta,
-                        batch_size=s.batch_size, device=device, progress=False)
+                        batch_size=s.batch_size, device=device, progress=False, autoguidance=0.0)
         save_grid(Path(out_dir) / f"train_grid_{step:07d}.png", grid)
 
     def validation_every(self, cfg) -> int:
@@ -95,18 +106,19 @@ class GenerateTask(Task):
         data.cache["fid"] = lenet_fid(cfg.data.root)
 
     def validate(self, ema_model, cfg, data, device) -> float:
-        """FID of train.eval_samples EMA digits drawn with the sample.* settings (seed sample.seed)."""
+        """FID of train.eval_samples EMA digits drawn with the sample.* settings (seed sample.seed), without
+        autoguidance (its guide is kept only from train.guide_step on), as the training grids."""
         s = cfg.sample
         digits = generate(ema_model, cfg, cfg.train.eval_samples, seed=s.seed, sampler=s.sampler, steps=s.steps,
-                          eta=s.eta, batch_size=s.batch_size, device=device, progress=False)
+                          eta=s.eta, batch_size=s.batch_size, device=device, progress=False, autoguidance=0.0)
         return data.cache["fid"](digits)
 
-    def write_samples(self, model, cfg, out_dir, settings, source, *, device, ctx, progress) -> str:
+    def write_samples(self, model, cfg, out_dir, settings, source, *, device, ctx, progress, guide=None) -> str:
         """Digits split over the processes (each sample's noise is its own, so the split changes
         nothing), gathered on rank 0 and saved by save_digits; balanced over the classes when the model
         is class-conditional."""
         n, start = settings["num_samples"], time.perf_counter()
-        images = generate_from(model, cfg, settings, device=device, indices=ctx.share(n), progress=progress)
+        images = generate_from(model, cfg, settings, device=device, guide=guide, indices=ctx.share(n), progress=progress)
         images = distributed.gather_to_main(ctx, images)
         seconds = time.perf_counter() - start
         if not ctx.main:

@@ -24,36 +24,51 @@ def digit_grid(columns: int) -> np.ndarray:
     return np.arange(columns)[None, :] * 10 + np.arange(10)[:, None]
 
 
-def guided(model: torch.nn.Module, y: torch.Tensor, w: float, num_classes: int):
-    """The denoiser (x, t) -> output for labels y with classifier-free guidance weight w
-    (Ho & Salimans 2022): cond + w (cond - uncond), where uncond gets the "no label" index
-    num_classes; w = 0 is the plain conditional model."""
-    if w == 0:
-        return lambda x, t: model(x, t, y)
-    null = torch.full_like(y, no_label(num_classes))
+def guided(model: torch.nn.Module, y: torch.Tensor | None, w: float, num_classes: int,
+           guide: torch.nn.Module | None = None, a: float = 0.0):
+    """The denoiser (x, t) -> output for labels y (None: unconditional) with
+      classifier-free guidance weight w (Ho & Salimans 2022): + w (cond - uncond), where uncond gets the
+        "no label" index num_classes;
+      autoguidance weight a (Karras et al. 2024, "Guiding a diffusion model with a bad version of
+        itself", arXiv:2406.02507): + a (cond - guide's cond), the guide being an early, worse version
+        of the same network, whose errors the difference points away from.
+    Both 0: the plain (conditional) model, one network call per step; each weight adds one call."""
+    def call(net, x, t, labels):
+        return net(x, t) if labels is None else net(x, t, labels)
+    if w == 0 and a == 0:
+        return lambda x, t: call(model, x, t, y)
+    null = torch.full_like(y, no_label(num_classes)) if w else None
 
     def denoiser(x, t):
-        cond, uncond = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([y, null])).chunk(2)
-        return cond + w * (cond - uncond)
+        if w:
+            cond, uncond = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([y, null])).chunk(2)
+            out = cond + w * (cond - uncond)
+        else:
+            cond = out = call(model, x, t, y)
+        return out + a * (cond - call(guide, x, t, y)) if a else out
     return denoiser
 
 
 def generate(model: torch.nn.Module, cfg, n: int, *, seed: int, sampler: str, steps: int, eta: float,
              batch_size: int, device: torch.device, spacing: str | None = None, sigmas: str | None = None,
              guidance: float | None = None, digit: int | None = None, progress: bool = True,
-             callback=None, indices: np.ndarray | None = None, shape: tuple[int, ...] | None = None) -> np.ndarray:
+             callback=None, indices: np.ndarray | None = None, shape: tuple[int, ...] | None = None,
+             guide: torch.nn.Module | None = None, autoguidance: float | None = None) -> np.ndarray:
     """n digits as uint8 (n, 28, 28), or for the moons task n points as float32 (n, 2); with
     `indices`, only those of the n (a process's share). Sample i draws its noise from
     keyed_generator(seed, i), so it is a function of (weights, seed, i, sampler, steps, eta) alone.
     Class-conditional models get balanced labels (sample i is digit i % 10), or only `digit`,
-    guided with weight `guidance`. `callback(batch_start, level, x_t)` sees every intermediate state
-    (see diffusion.samplers.sample)."""
+    guided with weight `guidance`; with autoguidance > 0 also steered away from `guide` (see guided).
+    `callback(batch_start, level, x_t)` sees every intermediate state (see diffusion.samplers.sample)."""
     sched = from_config(cfg.diffusion)
     indices = np.arange(n) if indices is None else np.asarray(indices)
     conditional = cfg.model.num_classes > 0
     labels = class_labels(n, cfg.sample.digit if digit is None else digit, cfg.model.num_classes)[indices].to(device) \
         if conditional else None
     w = cfg.sample.guidance if guidance is None else guidance
+    a = cfg.sample.autoguidance if autoguidance is None else autoguidance
+    if a and guide is None:
+        raise ValueError("autoguidance needs the guide network (train.guide_step keeps it in the checkpoint)")
     if shape is None:  # one sample's shape is the task's: (C, H, W) images, or (2,) points
         from tasks import for_config
         shape = for_config(cfg).sample_shape(cfg)
@@ -65,7 +80,7 @@ def generate(model: torch.nn.Module, cfg, n: int, *, seed: int, sampler: str, st
         while start < len(indices):
             b = min(batch_size, len(indices) - start)
             gen = [keyed_generator(seed, int(i)) for i in indices[start:start + b]]
-            denoiser = guided(model, labels[start:start + b], w, cfg.model.num_classes) if conditional else model
+            denoiser = guided(model, labels[start:start + b] if conditional else None, w, cfg.model.num_classes, guide, a)
             step_hook = (lambda level, x, start=start: callback(start, level, x)) if callback else None
             try:
                 x = samplers.sample(denoiser, sched, (b, *shape), gen, sampler=sampler, steps=steps,

@@ -148,7 +148,7 @@ class MoonsTask(Task):
         t, noise = levels_and_noise(sched, cfg.diffusion, len(idx), x0, g, rows)
         return config_loss(model, sched, x0, cfg.diffusion, generator=g, t=t, noise=noise), {}
 
-    def write_samples(self, model, cfg, out_dir, settings, source, *, device, ctx, progress) -> str:
+    def write_samples(self, model, cfg, out_dir, settings, source, *, device, ctx, progress, guide=None) -> str:
         """samples.npz (points), samples.json and the plots (sample_and_save); one process."""
         n = settings["num_samples"]
         sample_and_save(model, cfg, out_dir, {**source, "device": str(device)}, n=n, seed=settings["seed"],

@@ -35,6 +35,57 @@ def test_cfg_weight_zero_is_the_conditional_model():
         torch.testing.assert_close(guided(net, y, 2.0, 10)(x, t), expected, rtol=1e-5, atol=1e-5)
 
 
+def test_autoguidance_steers_away_from_the_guide_and_adds_to_classifier_free_guidance():
+    torch.manual_seed(0)
+    net, guide = (build_network(_cfg("model.num_classes=10")).eval() for _ in range(2))
+    for p in [*net.parameters(), *guide.parameters()]:
+        p.data.normal_(0, 0.2)
+    x, t, y = torch.randn(4, 1, 28, 28), torch.full((4,), 50.0), torch.tensor([3, 1, 4, 1])
+    with torch.no_grad():
+        cond, uncond, bad = net(x, t, y), net(x, t, torch.full_like(y, 10)), guide(x, t, y)
+        torch.testing.assert_close(guided(net, y, 0.0, 10, guide, 1.5)(x, t), cond + 1.5 * (cond - bad))
+        torch.testing.assert_close(guided(net, y, 2.0, 10, guide, 1.5)(x, t),
+                                   cond + 2.0 * (cond - uncond) + 1.5 * (cond - bad), rtol=1e-5, atol=1e-5)
+        plain = build_network(_cfg()).eval()  # unconditional: no labels passed
+        torch.testing.assert_close(guided(plain, None, 0.0, 0, guide=plain, a=3.0)(x, t), plain(x, t))
+
+
+def test_guide_step_keeps_the_ema_weights_of_that_step_and_sample_py_uses_them(tmp_path, monkeypatch):
+    from engine import trainer
+    saved = {}
+    real_save = trainer.checkpoint.save
+    monkeypatch.setattr(trainer.checkpoint, "save", lambda path, payload: (
+        saved.__setitem__(payload["step"], {k: v.clone() for k, v in payload["ema"]["model"].items()}),
+        real_save(path, payload))[1])
+    cfg = _cfg("train.steps=4", "train.ckpt_every=2", "train.guide_step=2", "sample.autoguidance=1.0")
+    assert train(cfg, "ag", paths=RunPaths.for_name("ag", tmp_path), progress=False) == "done"
+    ckpt_path = tmp_path / "checkpoints" / "ag" / "final.pt"
+    ckpt = checkpoint.load(ckpt_path)
+    assert set(ckpt["guide"]) == set(saved[2]) and all(torch.equal(ckpt["guide"][k], saved[2][k]) for k in saved[2])
+    assert not all(torch.equal(ckpt["guide"][k], ckpt["ema"]["model"][k]) for k in saved[2]), "the EMA moved on"
+    without = {k: v for k, v in ckpt.items() if k != "guide"}
+    assert checkpoint.weights_sha256(ckpt) != checkpoint.weights_sha256(without), "samples depend on the guide"
+
+    proc = run("sample.py", "--checkpoint", ckpt_path, "--num_samples", "4", "--steps", "2", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    meta = json.loads((tmp_path / "outputs" / "ag" / "samples.json").read_text())
+    images = np.load(tmp_path / "outputs" / "ag" / "samples.npz")["images"]
+    assert meta["autoguidance"] == 1.0 and provenance.verify(ckpt_path, meta, images, k=4)["verified"]
+    assert not provenance.verify(ckpt_path, {**meta, "autoguidance": 0.0}, images, k=4)["verified"]
+    older = {k: v for k, v in meta.items() if k != "autoguidance"}  # samples.json from before the key: made without
+    plain = run("sample.py", "--checkpoint", ckpt_path, "--num_samples", "4", "--steps", "2", "--student_name", "plain",
+                "sample.autoguidance=0", cwd=tmp_path)
+    assert plain.returncode == 0, plain.stderr[-2000:]
+    unguided = np.load(tmp_path / "outputs" / "plain" / "samples.npz")["images"]
+    assert provenance.verify(ckpt_path, older, unguided, k=4)["verified"]
+
+    checkpoint.save(tmp_path / "no_guide.pt", without)
+    assert_user_error(run("sample.py", "--checkpoint", tmp_path / "no_guide.pt", "--num_samples", "4", cwd=tmp_path),
+                      "no guide weights", "train.guide_step")
+    with pytest.raises(config.UserError, match="train.guide_step"):
+        _cfg("sample.autoguidance=1.0")
+
+
 def test_class_labels():
     assert class_labels(12, -1).tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
     assert class_labels(3, 7).tolist() == [7, 7, 7]

@@ -226,3 +226,25 @@ def test_label_agreement_scores_the_asked_digits_against_the_test_digits_ceiling
     rows = {row["student_name"]: row for row in csv.DictReader(open(tmp_path / "results" / "leaderboard.csv"))}
     assert rows["right"]["labels"] == "yes, w 0.5" and rows["uncond"]["labels"] == "no"
     assert rows["right"]["label_agreement"].endswith("%") and rows["uncond"]["label_agreement"] == ""
+
+
+def test_reference_train_scores_against_training_digits_and_leaves_the_leaderboard_alone(tmp_path, cache):
+    from metrics.evaluation import fid_with_spread, training_floor, training_reference, training_reference_picks
+
+    train = load_mnist(DATA_ROOT, train=True)[0].numpy()
+    inside = train[training_reference_picks(len(train))[:300]]  # digits the reference itself holds
+    out = tmp_path / "outputs" / "alice"
+    out.mkdir(parents=True)
+    np.savez(out / "samples.npz", images=inside)
+    proc = _evaluate(tmp_path, cache, "--student_name", "alice", "--reference", "train")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    r = json.loads((tmp_path / "results" / "reference_train" / "alice.json").read_text())
+    ref = training_reference(DATA_ROOT)
+    net = features.load_lenet()
+    assert r["fid"] == pytest.approx(fid_with_spread(features.extract(net, inside, progress=False)[0], ref)[0])
+    real = training_floor(DATA_ROOT, 300, ref)
+    assert r["fid_real_digits"] == pytest.approx(real) and r["reference"] == "train" and r["num_samples"] == 300
+    noisy = np.clip(inside + np.random.default_rng(0).normal(0, 60, inside.shape), 0, 255).astype(np.uint8)
+    assert fid_with_spread(features.extract(net, noisy, progress=False)[0], ref)[0] > 3 * real
+    assert "against training digits" in proc.stdout
+    assert not (tmp_path / "results" / "alice.json").exists(), "the leaderboard's results/NAME.json is the test score"
