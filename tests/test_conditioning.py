@@ -211,3 +211,35 @@ def test_unet_vs_transformer_tunes_on_training_digits_then_compares_at_equal_tim
     assert_user_error(run(*args[:3], "--candidates", "p4_w192_d8", "--stage", "final", *small, cwd=tmp_path),
                       "not tuned yet")
     assert_user_error(run(*args[:3], "--tune_fraction", "0", cwd=tmp_path), "--tune_fraction must be in (0, 1]")
+
+
+def test_set_guide_from_a_snapshot_equals_training_with_that_guide_step(tmp_path):
+    base = ["train.steps=4", "train.ckpt_every=2", "model.num_classes=10"]
+    assert train(_cfg(*base, "train.keep_every=2"), "kept", paths=RunPaths.for_name("kept", tmp_path), progress=False) == "done"
+    assert train(_cfg(*base, "train.guide_step=2"), "direct", paths=RunPaths.for_name("direct", tmp_path),
+                 progress=False) == "done"
+    kept = tmp_path / "checkpoints" / "kept"
+    snap = kept / "snapshots" / "step_0000002.pt"
+    assert sorted(p.name for p in (kept / "snapshots").iterdir()) == ["step_0000002.pt", "step_0000004.pt"]
+    proc = run("scripts/set_guide.py", "--checkpoint", kept / "final.pt", "--snapshot", snap, "--autoguidance", "1.5",
+               cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    chosen, direct = checkpoint.load(kept / "final.pt"), checkpoint.load(tmp_path / "checkpoints" / "direct" / "final.pt")
+    assert chosen["config"]["train"]["guide_step"] == 2 and chosen["config"]["sample"]["autoguidance"] == 1.5
+    assert all(torch.equal(chosen["guide"][k], direct["guide"][k]) for k in direct["guide"])
+    direct["config"]["sample"]["autoguidance"] = 1.5
+    direct["config"]["train"]["keep_every"] = 2
+    assert checkpoint.weights_sha256(chosen) == checkpoint.weights_sha256(direct)
+    assert config.load(kept / "config.yaml").train.guide_step == 2
+    sweep = run("scripts/autoguidance_sweep.py", "--checkpoint", kept / "final.pt", "--guides", snap, "--weights", "1",
+                "--num_samples", "20", "--rows", tmp_path / "rows.json", "--data_root", DATA_ROOT, cwd=tmp_path)
+    assert sweep.returncode == 0, sweep.stderr[-2000:]
+    rows = json.loads((tmp_path / "rows.json").read_text())["rows"]
+    assert sorted((r["guide_step"], r["autoguidance"]) for r in rows) == [(0, 0.0), (2, 1.0)]
+    assert "| 2 | 1 |" in sweep.stdout and "| none | 0 |" in sweep.stdout
+    assert_user_error(run("scripts/set_guide.py", "--checkpoint", snap, "--snapshot", kept / "final.pt", cwd=tmp_path),
+                      "not before")
+    other = _cfg("train.steps=4", "model.channels=16")
+    assert train(other, "wide", paths=RunPaths.for_name("wide", tmp_path), progress=False) == "done"
+    assert_user_error(run("scripts/set_guide.py", "--checkpoint", tmp_path / "checkpoints" / "wide" / "final.pt",
+                          "--snapshot", snap, cwd=tmp_path), "another config")
