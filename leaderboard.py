@@ -77,11 +77,13 @@ def _row(e: dict, rank_) -> dict:
 
 def _labels(e: dict) -> str:
     """Whether the samples came from a class-conditional model: "yes, w 0.25" (its guidance weight),
-    "no", or "?" (samples.json does not say: evaluate.py on samples from elsewhere, or an older one)."""
+    "no", or "?" (samples.json does not say: evaluate.py on samples from elsewhere, or an older one);
+    ", autoguidance 1.6" added when it was used (it needs no labels)."""
     s = e.get("sampling") or {}
     if "num_classes" not in s:
         return "?"
-    return f"yes, w {s.get('guidance', 0):g}" if s["num_classes"] else "no"
+    auto = f", autoguidance {s['autoguidance']:g}" if s.get("autoguidance") else ""
+    return (f"yes, w {s.get('guidance', 0):g}" if s["num_classes"] else "no") + auto
 
 
 def _verified(e: dict) -> str:

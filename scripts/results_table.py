@@ -42,7 +42,8 @@ def main(argv=None) -> int:
         params = num_parameters(build_network(cfg))
         d, t = cfg.diffusion, cfg.train
         model = cfg.model.name + (f", {cfg.model.num_classes} classes" if cfg.model.num_classes else "")
-        guidance = f", w {s['guidance']:g}" if s.get("guidance") else ""
+        guidance = (f", w {s['guidance']:g}" if s.get("guidance") else "") + \
+            (f", autoguidance {s['autoguidance']:g}" if s.get("autoguidance") else "")
         print(f"| {name} | {model} | {params / 1e6:.2f}M | {d.prediction}, {d.level_sampling} | "
               f"{t.steps} x {t.batch_size}, {t.lr:g} | {s.get('sampler', '?')} x{s.get('steps', '?')}{guidance} | "
               f"{r['fid']:.1f} +- {r['fid_bootstrap_std']:.1f} | {r['precision']:.3f} | {r['recall']:.3f} |")

@@ -209,7 +209,8 @@ def test_label_agreement_scores_the_asked_digits_against_the_test_digits_ceiling
 
     printed = {}
     for name, meta in [("right", {"num_classes": 10, "digit": -1, "guidance": 0.5}),
-                       ("uncond", {"num_classes": 0, "digit": -1})]:
+                       ("uncond", {"num_classes": 0, "digit": -1}),
+                       ("auto", {"num_classes": 0, "digit": -1, "autoguidance": 1.6})]:
         out = tmp_path / "outputs" / name
         out.mkdir(parents=True)
         np.savez(out / "samples.npz", images=balanced)
@@ -225,6 +226,7 @@ def test_label_agreement_scores_the_asked_digits_against_the_test_digits_ceiling
     assert board.returncode == 0, board.stderr[-2000:]
     rows = {row["student_name"]: row for row in csv.DictReader(open(tmp_path / "results" / "leaderboard.csv"))}
     assert rows["right"]["labels"] == "yes, w 0.5" and rows["uncond"]["labels"] == "no"
+    assert rows["auto"]["labels"] == "no, autoguidance 1.6"
     assert rows["right"]["label_agreement"].endswith("%") and rows["uncond"]["label_agreement"] == ""
 
 
