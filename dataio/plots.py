@@ -84,7 +84,7 @@ def learning_curves(path: str | Path, runs: dict[str, tuple[list, list, list]], 
     ax = axes[0][0]
     for name, (images, fid, _) in runs.items():
         ax.plot(np.asarray(images) / 1e3, fid, "o-", label=name, markersize=3)
-    ax.axhline(real, color="gray", linestyle=":", linewidth=1, label=f"real digits ({real:.1f})")
+    ax.axhline(real, color="gray", linestyle=":", linewidth=1, label=f"as many real digits ({real:.1f})")
     ax.set(xlabel="images seen (thousands)", ylabel="FID (log scale)", yscale="log")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

@@ -91,7 +91,8 @@ def snapshot_rows(name: str, run: Path, args, ref, lenet, device) -> list[dict]:
                              "steps": settings["steps"], "sample_seconds": seconds})
             print(f"{name} step {row['step']}: FID {fid:.2f} +- {fid_std:.2f}"
                   + (f", label agreement {agree:.1%}" if agree is not None else "") + f" ({seconds:.0f} s)", flush=True)
-        rows.append(row)
+        if not rows or rows[-1]["weights_sha256"] != sha:  # final.pt repeats the last snapshot when steps % keep_every == 0
+            rows.append(row)
     return rows
 
 
@@ -108,6 +109,7 @@ def main(argv=None) -> int:
     p.add_argument("--data_root", default="data")
     p.add_argument("--cache_dir", default="data/fid_cache")
     p.add_argument("--out", help="the PNG (default: outputs/NAME/learning_curve.png, NAME the first)")
+    p.add_argument("--labels", nargs="+", help="--snapshots: the plot's name for each run (default: NAME)")
     args = p.parse_args(argv)
     out = Path(args.out) if args.out else Path("outputs") / args.names[0] / "learning_curve.png"
     if not args.snapshots:
@@ -118,16 +120,19 @@ def main(argv=None) -> int:
         return 0
     if args.num_samples < 20 or (args.rows and len(args.names) > 1):
         raise UserError("--num_samples must be at least 20, and --rows names one run's file (give one NAME)")
+    labels = args.labels or args.names
+    if len(labels) != len(args.names):
+        raise UserError(f"--labels names {len(labels)} runs, but {len(args.names)} NAMEs were given")
     device = pick_device("auto")
     ref = training_reference(args.data_root) if args.reference == "train" else \
         lenet_reference(args.data_root, args.cache_dir)[1]
     lenet = features.load_lenet()
     real = training_floor(args.data_root, args.num_samples, ref, lenet)
     curves = {}
-    for name in args.names:
+    for name, label in zip(args.names, labels):
         rows = snapshot_rows(name, Path(args.checkpoints) / name, args, ref, lenet, device)
-        curves[name] = rows
-        print(f"\n{name}: {args.num_samples} digits per checkpoint, its sample.* settings, FID against "
+        curves[label] = rows
+        print(f"\n{name} ({label}): {args.num_samples} digits per checkpoint, its sample.* settings, FID against "
               f"{args.reference} digits (+- bootstrap spread); {args.num_samples} real training digits score "
               f"{real:.2f} so (fewer than 5,000 digits bias FID upwards: compare rows with each other)")
         print("| step | images seen | training minutes | FID | label agreement | sampler |")
