@@ -213,7 +213,7 @@ def test_unet_vs_transformer_tunes_on_training_digits_then_compares_at_equal_tim
     assert_user_error(run(*args[:3], "--tune_fraction", "0", cwd=tmp_path), "--tune_fraction must be in (0, 1]")
 
 
-def test_set_guide_from_a_snapshot_equals_training_with_that_guide_step(tmp_path):
+def test_set_guide_from_a_snapshot_equals_training_with_that_guide_step(tmp_path, trained):
     base = ["train.steps=4", "train.ckpt_every=2", "model.num_classes=10"]
     assert train(_cfg(*base, "train.keep_every=2"), "kept", paths=RunPaths.for_name("kept", tmp_path), progress=False) == "done"
     assert train(_cfg(*base, "train.guide_step=2"), "direct", paths=RunPaths.for_name("direct", tmp_path),
@@ -239,7 +239,7 @@ def test_set_guide_from_a_snapshot_equals_training_with_that_guide_step(tmp_path
     assert "| 2 | 1 |" in sweep.stdout and "| none | 0 |" in sweep.stdout
     assert_user_error(run("scripts/set_guide.py", "--checkpoint", snap, "--snapshot", kept / "final.pt", cwd=tmp_path),
                       "not before")
-    other = _cfg("train.steps=4", "model.channels=16")
-    assert train(other, "wide", paths=RunPaths.for_name("wide", tmp_path), progress=False) == "done"
-    assert_user_error(run("scripts/set_guide.py", "--checkpoint", tmp_path / "checkpoints" / "wide" / "final.pt",
-                          "--snapshot", snap, cwd=tmp_path), "another config")
+    other = tmp_path / "other.pt"  # the session's unconditional tiny run: another config
+    other.write_bytes((trained / "checkpoints" / "tiny_test" / "final.pt").read_bytes())
+    assert_user_error(run("scripts/set_guide.py", "--checkpoint", other, "--snapshot", snap, cwd=tmp_path),
+                      "another config")
