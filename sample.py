@@ -114,13 +114,13 @@ def main(argv=None) -> int:
     device = distributed.device_for(ctx, requested)
     members, sources = [], []
     for ckpt_path in paths:
-        cfg, model, source = load_member(args, ckpt_path, device)
+        cfg, model, guide, source = load_member(args, ckpt_path, device)
         task = for_config(cfg)
         if ctx.world > 1 and (args.task != "generate" or not task.makes_digits):
             raise UserError(f"torchrun splits MNIST generation only; run --task {args.task} with a {task.name} model "
                             "as one process (python sample.py ...)")
         if args.task == "generate":
-            status = generate_digits(args, cfg, model, device, name, source, ctx)
+            status = generate_digits(args, cfg, model, guide, device, name, source, ctx)
             distributed.close(ctx)
             return status
         completion_config(args, cfg, ckpt_path)
@@ -134,17 +134,19 @@ def main(argv=None) -> int:
 
 
 def load_member(args, ckpt_path: Path, device):
-    """(config, network with the EMA or raw weights on device, what to record of the checkpoint)."""
+    """(config, network with the EMA or raw weights on device, the guide network of autoguidance or None,
+    what to record of the checkpoint)."""
     ckpt, cfg, model = checkpoint.load_model(ckpt_path, ema=not args.no_ema, device=device)
     if args.steps is not None and args.steps > cfg.diffusion.timesteps:
         raise UserError(f"--steps {args.steps} exceeds the {cfg.diffusion.timesteps} training timesteps of "
                         f"{ckpt_path}; use at most that")
-    return cfg, model, {"checkpoint": str(ckpt_path), "checkpoint_sha256": sha256_file(ckpt_path),
-                        "checkpoint_step": int(ckpt["step"]), "ema": not args.no_ema,
-                        "train_seconds": round(float(ckpt.get("train_seconds", 0.0)), 1)}
+    guide = checkpoint.load_guide(ckpt, cfg, ckpt_path, device)
+    return cfg, model, guide, {"checkpoint": str(ckpt_path), "checkpoint_sha256": sha256_file(ckpt_path),
+                               "checkpoint_step": int(ckpt["step"]), "ema": not args.no_ema,
+                               "train_seconds": round(float(ckpt.get("train_seconds", 0.0)), 1)}
 
 
-def generate_digits(args, cfg, model, device, name: str, source: dict, ctx: distributed.Context) -> int:
+def generate_digits(args, cfg, model, guide, device, name: str, source: dict, ctx: distributed.Context) -> int:
     config.apply_overrides(cfg, args.overrides)  # sample.KEY=VALUE; the flags below take precedence
     ckpt_path, s, task = source["checkpoint"], cfg.sample, for_config(cfg)
     n = args.num_samples or s.num_samples
@@ -153,7 +155,6 @@ def generate_digits(args, cfg, model, device, name: str, source: dict, ctx: dist
                 else args.eta, "seed": s.seed if args.seed is None else args.seed, "spacing": args.spacing or s.spacing,
                 "sigmas": args.sigmas or s.sigmas, "guidance": s.guidance if args.guidance is None else args.guidance,
                 "autoguidance": s.autoguidance, "digit": digit, "num_samples": n, "batch_size": args.batch_size or s.batch_size}
-    guide = checkpoint.load_guide(checkpoint.load(ckpt_path), cfg, ckpt_path, device) if s.autoguidance else None
     if s.autoguidance and guide is None:
         raise UserError(f"{ckpt_path} holds no guide weights for sample.autoguidance; train with train.guide_step > 0 "
                         "or sample with sample.autoguidance=0")

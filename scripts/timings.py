@@ -14,7 +14,6 @@ machine), and prints a markdown table naming the CPU, the thread count and the d
   leaderboard.py    grading one hand-in (checkpoint, config, the 5,000 samples: 64 regenerated and scored)
 """
 import datetime
-import json
 import platform
 import shutil
 import subprocess
