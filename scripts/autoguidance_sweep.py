@@ -22,10 +22,10 @@ from common.runtime import pick_device  # noqa: E402
 from engine import checkpoint  # noqa: E402
 from engine.rows import Rows  # noqa: E402
 from grading.regenerate import grader_settings  # noqa: E402
+from grading.submissions import label_agreement  # noqa: E402
 from metrics import features  # noqa: E402
 from metrics.evaluation import fid_with_spread, lenet_reference, training_floor, training_reference  # noqa: E402
 from tasks.generate import generate_from  # noqa: E402
-from tasks.generation import class_labels  # noqa: E402
 
 
 @exit_on_user_error
@@ -67,8 +67,7 @@ def main(argv=None) -> int:
             seconds = time.perf_counter() - start
             feats, probs = features.extract(lenet, images, progress=False)
             fid, fid_std = fid_with_spread(feats, ref)
-            agree = float((probs.argmax(1) == class_labels(len(images), -1).numpy()).mean()) \
-                if cfg.model.num_classes else None
+            agree = label_agreement(probs, {"num_classes": cfg.model.num_classes, "digit": -1}).get("label_agreement")
             store.add({"guide_step": step, "autoguidance": w, "fid": fid, "fid_std": fid_std, "label_agreement": agree,
                        "seconds_per_1000": 1000 * seconds / args.num_samples})
             print(f"guide step {step}, autoguidance {w:g}: FID {fid:.2f} +- {fid_std:.2f}", flush=True)

@@ -27,9 +27,9 @@ from engine import checkpoint, config  # noqa: E402
 from engine.rows import Rows  # noqa: E402
 from metrics import features  # noqa: E402
 from metrics.evaluation import fid_with_spread, floor_mean, lenet_reference, training_floor, training_reference  # noqa: E402
-from tasks.generation import class_labels  # noqa: E402
 from tasks.generate import generate_from  # noqa: E402
 from grading.regenerate import grader_settings  # noqa: E402
+from grading.submissions import label_agreement  # noqa: E402
 
 
 def from_log(name: str, run: Path, out: Path) -> None:
@@ -81,8 +81,7 @@ def snapshot_rows(name: str, run: Path, args, ref, lenet, device) -> list[dict]:
             seconds = time.perf_counter() - start
             feats, probs = features.extract(lenet, images, progress=False)
             fid, fid_std = fid_with_spread(feats, ref)
-            agree = float((probs.argmax(1) == class_labels(len(images), -1).numpy()).mean()) \
-                if cfg.model.num_classes else None
+            agree = label_agreement(probs, {"num_classes": cfg.model.num_classes, "digit": -1}).get("label_agreement")
             row = store.add({"weights_sha256": sha, "checkpoint": str(path), "step": int(ckpt["step"]),
                              "images": int(ckpt["step"]) * cfg.train.batch_size,
                              "train_minutes": float(ckpt.get("train_seconds", 0.0)) / 60, "fid": fid, "fid_std": fid_std,

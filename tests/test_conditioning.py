@@ -237,6 +237,16 @@ def test_set_guide_from_a_snapshot_equals_training_with_that_guide_step(tmp_path
     rows = json.loads((tmp_path / "rows.json").read_text())["rows"]
     assert sorted((r["guide_step"], r["autoguidance"]) for r in rows) == [(0, 0.0), (2, 1.0)]
     assert "| 2 | 1 |" in sweep.stdout and "| none | 0 |" in sweep.stdout
+    curve = run("scripts/learning_curve.py", "nobody", "--snapshots", "--num_samples", "20", "--data_root", DATA_ROOT,
+                cwd=tmp_path)
+    assert_user_error(curve, "snapshots", "train.keep_every")
+    curve = run("scripts/learning_curve.py", "kept", "--snapshots", "--num_samples", "20", "--out", tmp_path / "lc.png",
+                "--data_root", DATA_ROOT, "--checkpoints", tmp_path / "checkpoints", cwd=tmp_path)
+    assert curve.returncode == 0, curve.stderr[-2000:]
+    stored = json.loads((tmp_path / "results" / "curves" / "kept.json").read_text())["rows"]
+    # final.pt is step 4's snapshot plus the guide set above, so it is scored again, with autoguidance
+    assert sorted((r["step"], r["autoguidance"]) for r in stored) == [(2, 0.0), (4, 0.0), (4, 1.5)]
+    assert all(0 <= r["label_agreement"] <= 1 for r in stored) and (tmp_path / "lc.png").stat().st_size > 0
     assert_user_error(run("scripts/set_guide.py", "--checkpoint", snap, "--snapshot", kept / "final.pt", cwd=tmp_path),
                       "not before")
     other = tmp_path / "other.pt"  # the session's unconditional tiny run: another config
