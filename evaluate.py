@@ -87,10 +87,11 @@ def main(argv=None) -> int:
     images = load_digits(src)
     meta_path = src.parent / "samples.json"  # written by sample.py beside samples/ and samples.npz
     from_sample_py = src.name in ("samples", "samples.npz") and meta_path.is_file()
+    sampling = json.loads(meta_path.read_text()) if from_sample_py else None
     if args.reference == "train":
-        return against_training_digits(args, name, src, images, json.loads(meta_path.read_text()) if from_sample_py else None)
+        return against_training_digits(args, name, src, images, sampling)
     results_dir = ensure_dir(args.results)
-    result = score_digits(images, name, src, json.loads(meta_path.read_text()) if from_sample_py else None,
+    result = score_digits(images, name, src, sampling,
                           data_root=args.data_root, cache_dir=args.cache_dir, feature_net=args.feature_net,
                           inception_weights=args.inception_weights, progress=not args.no_progress)
     write_json(results_dir / f"{name}.json", result)
