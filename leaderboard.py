@@ -29,6 +29,7 @@ from pathlib import Path
 from common.errors import ArgumentParser, exit_on_user_error
 from common.fileio import atomic_path, ensure_dir, write_text
 from grading.ranking import load_results, rank, rank_inpainting
+from tasks.generate import guidance_words
 
 COLUMNS = ("rank", "student_name", "fid", "fid_std", "x_floor", "kid", "precision", "recall", "density",
            "coverage", "class_kl", "confidence", "labels", "label_agreement", "num_samples", "verified", "copies",
@@ -78,12 +79,11 @@ def _row(e: dict, rank_) -> dict:
 def _labels(e: dict) -> str:
     """Whether the samples came from a class-conditional model: "yes, w 0.25" (its guidance weight),
     "no", or "?" (samples.json does not say: evaluate.py on samples from elsewhere, or an older one);
-    ", autoguidance 1.6" added when it was used (it needs no labels)."""
+    ", autoguidance 1.6" when it was used (it needs no labels); tasks.generate.guidance_words."""
     s = e.get("sampling") or {}
     if "num_classes" not in s:
         return "?"
-    auto = f", autoguidance {s['autoguidance']:g}" if s.get("autoguidance") else ""
-    return (f"yes, w {s.get('guidance', 0):g}" if s["num_classes"] else "no") + auto
+    return ("yes" if s["num_classes"] else "no") + guidance_words(s)
 
 
 def _verified(e: dict) -> str:

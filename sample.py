@@ -154,7 +154,8 @@ def generate_digits(args, cfg, model, guide, device, name: str, source: dict, ct
     settings = {"sampler": args.sampler or s.sampler, "steps": args.steps or s.steps, "eta": s.eta if args.eta is None
                 else args.eta, "seed": s.seed if args.seed is None else args.seed, "spacing": args.spacing or s.spacing,
                 "sigmas": args.sigmas or s.sigmas, "guidance": s.guidance if args.guidance is None else args.guidance,
-                "autoguidance": s.autoguidance, "digit": digit, "num_samples": n, "batch_size": args.batch_size or s.batch_size}
+                "autoguidance": s.autoguidance, "guidance_interval": list(s.guidance_interval), "digit": digit,
+                "num_samples": n, "batch_size": args.batch_size or s.batch_size}
     if s.autoguidance and guide is None:
         raise UserError(f"{ckpt_path} holds no guide weights for sample.autoguidance; train with train.guide_step > 0 "
                         "or sample with sample.autoguidance=0")

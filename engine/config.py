@@ -154,6 +154,8 @@ class SampleConfig:
     digit: int = opt(-1, "class-conditional models: -1 = balanced classes, 0-9 = that digit only")
     autoguidance: float = opt(0.0, "autoguidance weight a (Karras et al. 2024): out += a (out - guide's out), the "
                                    "guide being the checkpoint's early weights (train.guide_step); 0 = off")
+    guidance_interval: list[float] = opt([0.0, 1.0], "guide (both kinds) only at levels t in [lo, hi] x "
+                                         "diffusion.timesteps, the plain model elsewhere (Kynkaanniemi et al. 2024)")
 
 
 @dataclass

@@ -126,6 +126,9 @@ def validate(cfg, where: str) -> None:
              "0 when train.label_dropout is 0 (guidance extrapolates away from the 'no label' prediction, which "
              "label dropout trains; without it that prediction is untrained)", s.guidance, where)
     _require(s.autoguidance >= 0, "sample.autoguidance", ">= 0", s.autoguidance, where)
+    gi = s.guidance_interval
+    _require(len(gi) == 2 and 0 <= gi[0] < gi[1] <= 1, "sample.guidance_interval", "[lo, hi] with 0 <= lo < hi <= 1",
+             gi, where)
     _require(s.autoguidance == 0 or t.guide_step > 0, "sample.autoguidance",
              "0 unless train.guide_step > 0 (autoguidance steers away from the guide weights that step keeps)",
              s.autoguidance, where)

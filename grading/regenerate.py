@@ -19,7 +19,8 @@ def grader_settings(cfg, seed: int, n: int) -> dict:
     """The settings the grader samples a hand-in with: its config's sample.*, every digit, its seed."""
     s = cfg.sample
     return {"sampler": s.sampler, "steps": s.steps, "eta": s.eta, "seed": seed, "spacing": s.spacing,
-            "sigmas": s.sigmas, "guidance": s.guidance, "autoguidance": s.autoguidance, "digit": -1, "num_samples": n,
+            "sigmas": s.sigmas, "guidance": s.guidance, "autoguidance": s.autoguidance,
+            "guidance_interval": list(s.guidance_interval), "digit": -1, "num_samples": n,
             "batch_size": s.batch_size}
 
 

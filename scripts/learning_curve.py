@@ -27,7 +27,7 @@ from engine import checkpoint, config  # noqa: E402
 from engine.rows import Rows  # noqa: E402
 from metrics import features  # noqa: E402
 from metrics.evaluation import fid_with_spread, floor_mean, lenet_reference, training_floor, training_reference  # noqa: E402
-from tasks.generate import generate_from  # noqa: E402
+from tasks.generate import generate_from, guidance_words  # noqa: E402
 from grading.regenerate import grader_settings  # noqa: E402
 from grading.submissions import label_agreement  # noqa: E402
 
@@ -86,7 +86,8 @@ def snapshot_rows(name: str, run: Path, args, ref, lenet, device) -> list[dict]:
                              "images": int(ckpt["step"]) * cfg.train.batch_size,
                              "train_minutes": float(ckpt.get("train_seconds", 0.0)) / 60, "fid": fid, "fid_std": fid_std,
                              "label_agreement": agree, "guidance": settings["guidance"],
-                             "autoguidance": settings["autoguidance"], "sampler": settings["sampler"],
+                             "autoguidance": settings["autoguidance"],
+                             "guidance_interval": settings["guidance_interval"], "sampler": settings["sampler"],
                              "steps": settings["steps"], "sample_seconds": seconds})
             print(f"{name} step {row['step']}: FID {fid:.2f} +- {fid_std:.2f}"
                   + (f", label agreement {agree:.1%}" if agree is not None else "") + f" ({seconds:.0f} s)", flush=True)
@@ -138,8 +139,7 @@ def main(argv=None) -> int:
         print("| --- | --- | --- | --- | --- | --- |")
         for r in rows:
             agree = f"{r['label_agreement']:.1%}" if r["label_agreement"] is not None else "-"
-            how = f"{r['sampler']} x{r['steps']}" + (f", w {r['guidance']:g}" if r["guidance"] else "") + \
-                (f", autoguidance {r['autoguidance']:g}" if r["autoguidance"] else "")
+            how = f"{r['sampler']} x{r['steps']}" + guidance_words(r)
             print(f"| {r['step']} | {r['images']:,} | {r['train_minutes']:.1f} | {r['fid']:.2f} +- {r['fid_std']:.2f} | "
                   f"{agree} | {how} |")
     learning_curves(out, {n: ([r["images"] for r in rs], [r["fid"] for r in rs],

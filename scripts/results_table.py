@@ -15,6 +15,7 @@ from engine import config  # noqa: E402
 from common.errors import ArgumentParser, UserError, exit_on_user_error  # noqa: E402
 from models.model import num_parameters  # noqa: E402
 from tasks import build_network  # noqa: E402
+from tasks.generate import guidance_words  # noqa: E402
 
 
 @exit_on_user_error
@@ -42,8 +43,7 @@ def main(argv=None) -> int:
         params = num_parameters(build_network(cfg))
         d, t = cfg.diffusion, cfg.train
         model = cfg.model.name + (f", {cfg.model.num_classes} classes" if cfg.model.num_classes else "")
-        guidance = (f", w {s['guidance']:g}" if s.get("guidance") else "") + \
-            (f", autoguidance {s['autoguidance']:g}" if s.get("autoguidance") else "")
+        guidance = guidance_words(s)
         print(f"| {name} | {model} | {params / 1e6:.2f}M | {d.prediction}, {d.level_sampling} | "
               f"{t.steps} x {t.batch_size}, {t.lr:g} | {s.get('sampler', '?')} x{s.get('steps', '?')}{guidance} | "
               f"{r['fid']:.1f} +- {r['fid_bootstrap_std']:.1f} | {r['precision']:.3f} | {r['recall']:.3f} |")

@@ -30,6 +30,7 @@ import torch  # noqa: E402
 from common.errors import ArgumentParser, UserError, exit_on_user_error  # noqa: E402
 from common.fileio import write_json  # noqa: E402
 from engine import checkpoint, config  # noqa: E402
+from tasks.generate import guidance_words  # noqa: E402
 
 RECIPES = ("demo", "default", "unconditional")
 
@@ -88,8 +89,7 @@ def main(argv=None) -> int:
                          f"from {args.train_steps} steps"})
         ckpt_cfg = checkpoint.config_of(checkpoint.load(ckpt_path), ckpt_path)
         s = ckpt_cfg.sample
-        how = f"{s.sampler} x{s.steps}" + (f", guidance {s.guidance:g}" if s.guidance else "") + \
-            (f", autoguidance {s.autoguidance:g}" if s.autoguidance else "")
+        how = f"{s.sampler} x{s.steps}" + guidance_words(vars(s))
         wall = timed([str(REPO / "sample.py"), "--checkpoint", str(ckpt_path), "--student_name", "alice", "--no-progress"], work)
         rows.append({"command": "sample.py (5,000 digits)", "what": how, "seconds": wall, "measured": "whole"})
         wall = timed([str(REPO / "sample.py"), "--checkpoint", str(ckpt_path), "--student_name", "ddpm", "--no-progress",

@@ -20,9 +20,10 @@ from tasks.base import Task, TrainData, image_batch, levels_and_noise, mnist_tra
 from tasks.generation import generate
 
 # what made a digit set, recorded in samples.json: with the checkpoint, sample i is a function of these
-SETTINGS = ("sampler", "steps", "eta", "seed", "spacing", "sigmas", "guidance", "autoguidance", "digit", "num_samples")
+SETTINGS = ("sampler", "steps", "eta", "seed", "spacing", "sigmas", "guidance", "autoguidance", "guidance_interval", "digit",
+            "num_samples")
 # settings added after records were first written: an older samples.json that lacks one was made with this value
-ADDED_SETTINGS = {"autoguidance": 0.0}
+ADDED_SETTINGS = {"autoguidance": 0.0, "guidance_interval": [0.0, 1.0]}
 
 
 def settings_of(record: dict) -> dict:
@@ -33,6 +34,15 @@ def settings_of(record: dict) -> dict:
     if missing:
         raise ValueError(f"sampling settings lack {', '.join(missing)}")
     return {k: record[k] for k in SETTINGS}
+
+
+def guidance_words(settings: dict) -> str:
+    """How a digit set was guided, for tables: ", w 0.25", ", autoguidance 1.6", each followed by
+    " in [0, 0.9] T" when sample.guidance_interval limits it; "" when unguided."""
+    lo, hi = settings.get("guidance_interval") or (0, 1)
+    where = f" in [{lo:g}, {hi:g}] T" if (lo, hi) != (0, 1) else ""
+    return "".join(f", {name} {settings[key]:g}{where}" for key, name in (("guidance", "w"), ("autoguidance", "autoguidance"))
+                   if settings.get(key))
 
 
 def sampling_record(settings: dict, **extra) -> dict:
@@ -49,8 +59,8 @@ def generate_from(model, cfg, settings: dict, *, device, guide=None, batch_size:
     s = settings_of(settings)
     return generate(model, cfg, s["num_samples"], seed=s["seed"], sampler=s["sampler"], steps=s["steps"],
                     eta=s["eta"], spacing=s["spacing"], sigmas=s["sigmas"], guidance=s["guidance"], digit=s["digit"],
-                    guide=guide, autoguidance=s["autoguidance"], batch_size=batch_size or settings["batch_size"],
-                    device=device, indices=indices, progress=progress)
+                    guide=guide, autoguidance=s["autoguidance"], guidance_interval=s["guidance_interval"],
+                    batch_size=batch_size or settings["batch_size"], device=device, indices=indices, progress=progress)
 
 
 def save_digits(out_dir: Path, images: np.ndarray, record: dict) -> None:

@@ -25,14 +25,17 @@ def digit_grid(columns: int) -> np.ndarray:
 
 
 def guided(model: torch.nn.Module, y: torch.Tensor | None, w: float, num_classes: int,
-           guide: torch.nn.Module | None = None, a: float = 0.0):
+           guide: torch.nn.Module | None = None, a: float = 0.0, levels: tuple[float, float] | None = None):
     """The denoiser (x, t) -> output for labels y (None: unconditional) with
       classifier-free guidance weight w (Ho & Salimans 2022): + w (cond - uncond), where uncond gets the
         "no label" index num_classes;
       autoguidance weight a (Karras et al. 2024, "Guiding a diffusion model with a bad version of
         itself", arXiv:2406.02507): + a (cond - guide's cond), the guide being an early, worse version
         of the same network, whose errors the difference points away from.
-    Both 0: the plain (conditional) model, one network call per step; each weight adds one call."""
+    Both 0: the plain (conditional) model, one network call per step; each weight adds one call.
+    `levels` = (lo, hi): guide only at levels lo <= t <= hi, elsewhere the plain model at one call (the
+    guidance interval of Kynkaanniemi et al. 2024, arXiv:2404.07724: guidance at the noisiest levels
+    mostly costs variety); None: at every level."""
     def call(net, x, t, labels):
         return net(x, t) if labels is None else net(x, t, labels)
     if w == 0 and a == 0:
@@ -40,6 +43,8 @@ def guided(model: torch.nn.Module, y: torch.Tensor | None, w: float, num_classes
     null = torch.full_like(y, no_label(num_classes)) if w else None
 
     def denoiser(x, t):
+        if levels is not None and not levels[0] <= float(t[0]) <= levels[1]:
+            return call(model, x, t, y)
         if w:
             cond, uncond = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([y, null])).chunk(2)
             out = cond + w * (cond - uncond)
@@ -53,12 +58,14 @@ def generate(model: torch.nn.Module, cfg, n: int, *, seed: int, sampler: str, st
              batch_size: int, device: torch.device, spacing: str | None = None, sigmas: str | None = None,
              guidance: float | None = None, digit: int | None = None, progress: bool = True,
              callback=None, indices: np.ndarray | None = None, shape: tuple[int, ...] | None = None,
-             guide: torch.nn.Module | None = None, autoguidance: float | None = None) -> np.ndarray:
+             guide: torch.nn.Module | None = None, autoguidance: float | None = None,
+             guidance_interval: list[float] | None = None) -> np.ndarray:
     """n digits as uint8 (n, 28, 28), or for the moons task n points as float32 (n, 2); with
     `indices`, only those of the n (a process's share). Sample i draws its noise from
     keyed_generator(seed, i), so it is a function of (weights, seed, i, sampler, steps, eta) alone.
     Class-conditional models get balanced labels (sample i is digit i % 10), or only `digit`,
-    guided with weight `guidance`; with autoguidance > 0 also steered away from `guide` (see guided).
+    guided with weight `guidance`; with autoguidance > 0 also steered away from `guide`, both only inside
+    `guidance_interval` (fractions of diffusion.timesteps; see guided).
     `callback(batch_start, level, x_t)` sees every intermediate state (see diffusion.samplers.sample)."""
     sched = from_config(cfg.diffusion)
     indices = np.arange(n) if indices is None else np.asarray(indices)
@@ -67,6 +74,8 @@ def generate(model: torch.nn.Module, cfg, n: int, *, seed: int, sampler: str, st
         if conditional else None
     w = cfg.sample.guidance if guidance is None else guidance
     a = cfg.sample.autoguidance if autoguidance is None else autoguidance
+    lo, hi = cfg.sample.guidance_interval if guidance_interval is None else guidance_interval
+    levels = None if (lo, hi) == (0, 1) else (lo * cfg.diffusion.timesteps, hi * cfg.diffusion.timesteps)
     if a and guide is None:
         raise ValueError("autoguidance needs the guide network (train.guide_step keeps it in the checkpoint)")
     if shape is None:  # one sample's shape is the task's: (C, H, W) images, or (2,) points
@@ -80,7 +89,7 @@ def generate(model: torch.nn.Module, cfg, n: int, *, seed: int, sampler: str, st
         while start < len(indices):
             b = min(batch_size, len(indices) - start)
             gen = [keyed_generator(seed, int(i)) for i in indices[start:start + b]]
-            denoiser = guided(model, labels[start:start + b] if conditional else None, w, cfg.model.num_classes, guide, a)
+            denoiser = guided(model, labels[start:start + b] if conditional else None, w, cfg.model.num_classes, guide, a, levels)
             step_hook = (lambda level, x, start=start: callback(start, level, x)) if callback else None
             try:
                 x = samplers.sample(denoiser, sched, (b, *shape), gen, sampler=sampler, steps=steps,

@@ -50,6 +50,33 @@ def test_autoguidance_steers_away_from_the_guide_and_adds_to_classifier_free_gui
         torch.testing.assert_close(guided(plain, None, 0.0, 0, guide=plain, a=3.0)(x, t), plain(x, t))
 
 
+def test_guidance_interval_guides_only_at_its_levels():
+    torch.manual_seed(0)
+    net, guide = (build_network(_cfg("model.num_classes=10")).eval() for _ in range(2))
+    for p in [*net.parameters(), *guide.parameters()]:
+        p.data.normal_(0, 0.2)
+    x, y = torch.randn(4, 1, 28, 28), torch.tensor([3, 1, 4, 1])
+    denoiser = guided(net, y, 2.0, 10, guide, 1.5, levels=(100.0, 700.0))
+    with torch.no_grad():
+        for level in (100.0, 400.0, 700.0):  # inside, ends included: both guidances
+            t = torch.full((4,), level)
+            cond, uncond, bad = net(x, t, y), net(x, t, torch.full_like(y, 10)), guide(x, t, y)
+            torch.testing.assert_close(denoiser(x, t), cond + 2.0 * (cond - uncond) + 1.5 * (cond - bad),
+                                       rtol=1e-5, atol=1e-5)
+        for level in (50.0, 701.0, 1000.0):  # outside: the plain conditional model, one call
+            t = torch.full((4,), level)
+            assert torch.equal(denoiser(x, t), net(x, t, y))
+    with pytest.raises(config.UserError, match="sample.guidance_interval"):
+        _cfg("sample.guidance_interval=[0.5,0.2]")
+    cfg = _cfg("model.num_classes=10", "sample.guidance=1.0")  # generate() reads the interval as fractions of T
+    kw = dict(seed=0, sampler="ddim", steps=3, eta=0.0, batch_size=4, device=torch.device("cpu"), progress=False)
+    full = generate(net, cfg, 4, **kw)
+    assert np.array_equal(generate(net, cfg, 4, guidance_interval=[0.0, 1.0], **kw), full)
+    none_visited = generate(net, cfg, 4, guidance_interval=[0.01, 0.02], **kw)  # ddim x3 visits 1000, 667, 333
+    assert np.array_equal(none_visited, generate(net, cfg, 4, guidance=0.0, **kw))
+    assert not np.array_equal(none_visited, full)
+
+
 def test_guide_step_keeps_the_ema_weights_of_that_step_and_sample_py_uses_them(tmp_path, monkeypatch):
     from engine import trainer
     saved = {}
@@ -72,7 +99,9 @@ def test_guide_step_keeps_the_ema_weights_of_that_step_and_sample_py_uses_them(t
     images = np.load(tmp_path / "outputs" / "ag" / "samples.npz")["images"]
     assert meta["autoguidance"] == 1.0 and provenance.verify(ckpt_path, meta, images, k=4)["verified"]
     assert not provenance.verify(ckpt_path, {**meta, "autoguidance": 0.0}, images, k=4)["verified"]
-    older = {k: v for k, v in meta.items() if k != "autoguidance"}  # samples.json from before the key: made without
+    assert meta["guidance_interval"] == [0.0, 1.0]
+    assert not provenance.verify(ckpt_path, {**meta, "guidance_interval": [0.0, 0.4]}, images, k=4)["verified"]
+    older = {k: v for k, v in meta.items() if k not in ("autoguidance", "guidance_interval")}  # from before the keys
     plain = run("sample.py", "--checkpoint", ckpt_path, "--num_samples", "4", "--steps", "2", "--student_name", "plain",
                 "sample.autoguidance=0", cwd=tmp_path)
     assert plain.returncode == 0, plain.stderr[-2000:]
