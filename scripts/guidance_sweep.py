@@ -47,6 +47,8 @@ def main(argv=None) -> int:
     p.add_argument("--sampler", help="default: the checkpoint's sample.sampler")
     p.add_argument("--steps", type=int, help="default: the checkpoint's sample.steps")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--interval", type=float, nargs=2, metavar=("LO", "HI"),
+                   help="guide only at levels [LO, HI] x T (sample.guidance_interval; default: the checkpoint's)")
     p.add_argument("--columns", type=int, default=4, help="grid: samples per digit and weight")
     p.add_argument("--reference", default="test", choices=("test", "train"),
                    help="FID against the test digits (the reported number), or 10,000 training digits (to choose "
@@ -64,11 +66,16 @@ def main(argv=None) -> int:
     if cfg.model.num_classes != 10 or not for_config(cfg).makes_digits:
         raise UserError(f"{ckpt_path} is not a class-conditional digit generator; train one with model.num_classes=10")
     sampler, steps = args.sampler or cfg.sample.sampler, args.steps or cfg.sample.steps
+    interval = list(args.interval or cfg.sample.guidance_interval)
+    if not 0 <= interval[0] < interval[1] <= 1:
+        raise UserError(f"--interval must be LO HI with 0 <= LO < HI <= 1, got {interval}")
     ref = lenet_reference(args.data_root, args.cache_dir)[1] if args.reference == "test" else \
         training_reference(args.data_root)
     lenet = features.load_lenet()
     key = {"weights_sha256": checkpoint.weights_sha256(ckpt), "num_samples": args.num_samples, "seed": args.seed,
            "sampler": sampler, "steps": steps, "columns": args.columns, "reference": args.reference}
+    if interval != [0, 1]:  # rows measured before the interval existed guided everywhere
+        key["guidance_interval"] = interval
     store = Rows(args.rows or f"results/sweeps/guidance_{ckpt_path.parent.name}.json", key, checkpoint=str(ckpt_path))
     labels = class_labels(args.num_samples, -1).numpy()  # the digits generate() asks for
     picks = digit_grid(args.columns)  # row d: digit d
@@ -78,7 +85,8 @@ def main(argv=None) -> int:
         if row is None:
             start = time.perf_counter()
             images = generate(model, cfg, args.num_samples, seed=args.seed, sampler=sampler, steps=steps, eta=0.0,
-                              batch_size=cfg.sample.batch_size, device=device, guidance=w, digit=-1, progress=False)
+                              batch_size=cfg.sample.batch_size, device=device, guidance=w, digit=-1, progress=False,
+                              guidance_interval=interval)
             seconds = time.perf_counter() - start
             feats, probs = features.extract(lenet, images, progress=False)
             right = probs.argmax(1) == labels
@@ -92,7 +100,8 @@ def main(argv=None) -> int:
                   f"{row['accuracy']:.1%}, {row['seconds_per_1000']:.1f} s per 1,000 digits", flush=True)
         grid[w] = np.asarray(row["grid"], np.uint8)
     rows = [r for r in store.rows if r["guidance"] in args.weights]
-    print(f"\n{args.num_samples} balanced samples per weight ({sampler} x{steps}, seed {args.seed}); FID against the "
+    print(f"\n{args.num_samples} balanced samples per weight ({sampler} x{steps}, seed {args.seed}"
+          + (f", guided at levels [{interval[0]:g}, {interval[1]:g}] x T" if interval != [0, 1] else "") + "); FID against the "
           f"{args.reference} digits with the shipped LeNet features +- bootstrap spread; checkpoint {ckpt_path}\n")
     print(table(rows))
     best_fid, best_acc = min(rows, key=lambda r: r["fid"]), max(rows, key=lambda r: r["accuracy"])
