@@ -101,7 +101,8 @@ def main(argv=None) -> int:
         grid[w] = np.asarray(row["grid"], np.uint8)
     rows = [r for r in store.rows if r["guidance"] in args.weights]
     print(f"\n{args.num_samples} balanced samples per weight ({sampler} x{steps}, seed {args.seed}"
-          + (f", guided at levels [{interval[0]:g}, {interval[1]:g}] x T" if interval != [0, 1] else "") + "); FID against the "
+          + (f", guided at levels [{interval[0]:g}, {interval[1]:g}] x T" if interval != [0, 1] else "")
+          + "); FID against the "
           f"{args.reference} digits with the shipped LeNet features +- bootstrap spread; checkpoint {ckpt_path}\n")
     print(table(rows))
     best_fid, best_acc = min(rows, key=lambda r: r["fid"]), max(rows, key=lambda r: r["accuracy"])

@@ -20,8 +20,8 @@ from tasks.base import Task, TrainData, image_batch, levels_and_noise, mnist_tra
 from tasks.generation import generate
 
 # what made a digit set, recorded in samples.json: with the checkpoint, sample i is a function of these
-SETTINGS = ("sampler", "steps", "eta", "seed", "spacing", "sigmas", "guidance", "autoguidance", "guidance_interval", "digit",
-            "num_samples")
+SETTINGS = ("sampler", "steps", "eta", "seed", "spacing", "sigmas", "guidance", "autoguidance", "guidance_interval",
+            "digit", "num_samples")
 # settings added after records were first written: an older samples.json that lacks one was made with this value
 ADDED_SETTINGS = {"autoguidance": 0.0, "guidance_interval": [0.0, 1.0]}
 
@@ -41,8 +41,8 @@ def guidance_words(settings: dict) -> str:
     " in [0, 0.9] T" when sample.guidance_interval limits it; "" when unguided."""
     lo, hi = settings.get("guidance_interval") or (0, 1)
     where = f" in [{lo:g}, {hi:g}] T" if (lo, hi) != (0, 1) else ""
-    return "".join(f", {name} {settings[key]:g}{where}" for key, name in (("guidance", "w"), ("autoguidance", "autoguidance"))
-                   if settings.get(key))
+    kinds = (("guidance", "w"), ("autoguidance", "autoguidance"))
+    return "".join(f", {name} {settings[key]:g}{where}" for key, name in kinds if settings.get(key))
 
 
 def sampling_record(settings: dict, **extra) -> dict:

@@ -89,7 +89,8 @@ def generate(model: torch.nn.Module, cfg, n: int, *, seed: int, sampler: str, st
         while start < len(indices):
             b = min(batch_size, len(indices) - start)
             gen = [keyed_generator(seed, int(i)) for i in indices[start:start + b]]
-            denoiser = guided(model, labels[start:start + b] if conditional else None, w, cfg.model.num_classes, guide, a, levels)
+            denoiser = guided(model, labels[start:start + b] if conditional else None, w, cfg.model.num_classes, guide, a,
+                              levels)
             step_hook = (lambda level, x, start=start: callback(start, level, x)) if callback else None
             try:
                 x = samplers.sample(denoiser, sched, (b, *shape), gen, sampler=sampler, steps=steps,

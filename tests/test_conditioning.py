@@ -10,6 +10,7 @@ from diffusion.process import training_loss
 from diffusion.schedule import make_schedule
 from engine import checkpoint, config
 from grading import provenance
+from tasks.generate import guidance_words
 from tasks.generation import class_labels, generate, guided
 from engine.trainer import RunPaths, train
 from metrics import features
@@ -75,6 +76,9 @@ def test_guidance_interval_guides_only_at_its_levels():
     none_visited = generate(net, cfg, 4, guidance_interval=[0.01, 0.02], **kw)  # ddim x3 visits 1000, 667, 333
     assert np.array_equal(none_visited, generate(net, cfg, 4, guidance=0.0, **kw))
     assert not np.array_equal(none_visited, full)
+    assert guidance_words({"guidance": 1.0, "guidance_interval": [0.0, 0.9]}) == ", w 1 in [0, 0.9] T"
+    assert guidance_words({"guidance": 0.25, "autoguidance": 1.6, "guidance_interval": [0.0, 1.0]}) == \
+        ", w 0.25, autoguidance 1.6"
 
 
 def test_guide_step_keeps_the_ema_weights_of_that_step_and_sample_py_uses_them(tmp_path, monkeypatch):
