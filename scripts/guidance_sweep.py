@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from dataio import plots  # noqa: E402
-from engine import checkpoint  # noqa: E402
+from engine import checkpoint, config  # noqa: E402
 from tasks import for_config  # noqa: E402
 from common.errors import ArgumentParser, UserError, exit_on_user_error  # noqa: E402
 from tasks.generation import class_labels, digit_grid, generate  # noqa: E402
@@ -66,9 +66,9 @@ def main(argv=None) -> int:
     if cfg.model.num_classes != 10 or not for_config(cfg).makes_digits:
         raise UserError(f"{ckpt_path} is not a class-conditional digit generator; train one with model.num_classes=10")
     sampler, steps = args.sampler or cfg.sample.sampler, args.steps or cfg.sample.steps
-    interval = list(args.interval or cfg.sample.guidance_interval)
-    if not 0 <= interval[0] < interval[1] <= 1:
-        raise UserError(f"--interval must be LO HI with 0 <= LO < HI <= 1, got {interval}")
+    if args.interval:  # checked by the config's own rule
+        config.apply_overrides(cfg, [f"sample.guidance_interval=[{args.interval[0]}, {args.interval[1]}]"])
+    interval = list(cfg.sample.guidance_interval)
     ref = lenet_reference(args.data_root, args.cache_dir)[1] if args.reference == "test" else \
         training_reference(args.data_root)
     lenet = features.load_lenet()

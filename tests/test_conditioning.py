@@ -178,6 +178,7 @@ def test_guidance_sweep_scores_each_weight_once(cond_ckpt, tmp_path, fid_cache):
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = json.loads((tmp_path / "rows.json").read_text())["rows"]
     assert [r["guidance"] for r in rows] == [0, 2] and (tmp_path / "grid.png").stat().st_size > 1000
+    unguided_fid = rows[0]["fid"]
     _, cfg, model = checkpoint.load_model(cond_ckpt)  # the share that the classifier agrees, recomputed
     images = generate(model, cfg, 20, seed=0, sampler=cfg.sample.sampler, steps=2, eta=0.0, batch_size=7,
                       device=torch.device("cpu"), guidance=2.0, digit=-1, progress=False)
@@ -191,6 +192,12 @@ def test_guidance_sweep_scores_each_weight_once(cond_ckpt, tmp_path, fid_cache):
     assert on_train.returncode == 0 and "against the train digits" in on_train.stdout, on_train.stderr[-2000:]
     rows = json.loads((tmp_path / "rows.json").read_text())["rows"]  # measured again: another FID target
     assert [r["reference"] for r in rows] == ["train"] and rows[0]["accuracy"] == agree.mean()
+    nowhere = run("scripts/guidance_sweep.py", *args, "--weights", "2", "--interval", "0.01", "0.02", "--rows",
+                  tmp_path / "interval.json", cwd=tmp_path)  # x2 visits levels 1000 and 500: never guided
+    assert nowhere.returncode == 0 and "guided at levels [0.01, 0.02] x T" in nowhere.stdout, nowhere.stderr[-2000:]
+    assert json.loads((tmp_path / "interval.json").read_text())["rows"][0]["fid"] == unguided_fid
+    assert_user_error(run("scripts/guidance_sweep.py", *args, "--interval", "0.5", "0.2", cwd=tmp_path),
+                      "sample.guidance_interval")
 
 
 def test_guidance_on_an_unconditional_model_is_refused(trained, tmp_path):
