@@ -78,11 +78,14 @@ def _row(e: dict, rank_) -> dict:
 
 def _labels(e: dict) -> str:
     """Whether the samples came from a class-conditional model: "yes, w 0.25" (its guidance weight),
-    "no", or "?" (samples.json does not say: evaluate.py on samples from elsewhere, or an older one);
+    "no", "no (20 k-means clusters), w 1" (conditioned on clusters of the pixels, data.labels=kmeans), or
+    "?" (samples.json does not say: evaluate.py on samples from elsewhere, or an older one);
     ", autoguidance 1.6" when it was used (it needs no labels); tasks.generate.guidance_words."""
     s = e.get("sampling") or {}
     if "num_classes" not in s:
         return "?"
+    if s["num_classes"] and s.get("labels") == "kmeans":
+        return f"no ({s['num_classes']} k-means clusters)" + guidance_words(s)
     return ("yes" if s["num_classes"] else "no") + guidance_words(s)
 
 

@@ -120,6 +120,10 @@ class DataConfig:
     root: str = opt("data", "torchvision MNIST root (files under ROOT/MNIST/raw)")
     download: bool = opt(True, "download MNIST when missing")
     subset: int = opt(0, "train on the first N training images (after val_size are held out); 0 = all")
+    labels: str = opt("digits", "what a class-conditional model (model.num_classes > 0) is conditioned on: digits "
+                                "(MNIST's labels); kmeans: model.num_classes equal-size k-means clusters of the "
+                                "training pixels, no human label used (dataio/clusters.py, self-guided diffusion); "
+                                "digits_kmeans: each digit split into model.num_classes / 10 such clusters")
     shift: int = opt(0, "inpaint/complete: move each training digit by whole pixels, uniform in -shift..shift in x "
                         "and y, before masking (dataio/augment.py)")
     rotate: float = opt(0.0, "inpaint/complete: rotate each training digit by an angle uniform in +-rotate degrees")

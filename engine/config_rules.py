@@ -22,6 +22,7 @@ CHOICES = {
     "train.lr_schedule": ("cosine", "constant"),
     "train.device": ("auto", "cpu", "cuda", "mps"),
     "data.name": ("mnist", "folder", "moons"),
+    "data.labels": ("digits", "kmeans", "digits_kmeans"),
     "sample.sampler": SAMPLERS,
     "sample.sigmas": SIGMAS,
     "sample.spacing": SPACINGS,
@@ -54,6 +55,7 @@ PAIRS = (
     ("diffusion.p2_gamma", lambda c: c.diffusion.loss_weighting == "p2", "diffusion.loss_weighting=p2"),
     ("train.eval_samples", lambda c: c.train.eval_every > 0, "train.eval_every > 0"),
     ("train.label_dropout", lambda c: c.model.num_classes > 0, "model.num_classes > 0"),
+    ("data.labels", lambda c: c.model.num_classes > 0, "model.num_classes > 0"),
     ("train.ema_decay", lambda c: c.train.ema_sigma_rel == 0, "train.ema_sigma_rel=0"),
     ("train.ema_warmup", lambda c: c.train.ema_sigma_rel == 0, "train.ema_sigma_rel=0"),
 )
@@ -111,10 +113,18 @@ def validate(cfg, where: str) -> None:
     _require(0 <= d.level_uniform <= 1, "diffusion.level_uniform", "in [0, 1]", d.level_uniform, where)
     _require(0 <= m.dropout < 1, "model.dropout", "in [0, 1)", m.dropout, where)
     _require(0 <= t.label_dropout < 1, "train.label_dropout", "in [0, 1)", t.label_dropout, where)
-    _require(m.num_classes in (0, 10) if cfg.data.name == "mnist" else m.num_classes == 0, "model.num_classes",
+    clusters, split = cfg.data.labels == "kmeans", cfg.data.labels == "digits_kmeans"
+    _require(m.num_classes >= 2 if clusters else m.num_classes >= 20 and m.num_classes % 10 == 0 if split
+             else m.num_classes in (0, 10) if cfg.data.name == "mnist" else m.num_classes == 0, "model.num_classes",
+             ">= 2 with data.labels=kmeans (the number of clusters)" if clusters else
+             "a multiple of 10, >= 20, with data.labels=digits_kmeans (10 x the clusters per digit)" if split else
              "0 (unconditional) or 10 (MNIST's digits)" if cfg.data.name == "mnist" else
              f"0 for data.name={cfg.data.name} (its examples have no class labels)", m.num_classes, where)
-    _require(-1 <= s.digit < max(m.num_classes, 10), "sample.digit", "-1 (balanced) or a digit 0-9", s.digit, where)
+    _require(cfg.data.labels == "digits" or cfg.data.name == "mnist", "data.labels",
+             f"digits for data.name={cfg.data.name}", cfg.data.labels, where)
+    _require(-1 <= s.digit < 10 and (s.digit == -1 or not clusters), "sample.digit",
+             "-1 (all clusters, equally often) with data.labels=kmeans" if clusters else "-1 (balanced) or a digit 0-9",
+             s.digit, where)
     _require(s.guidance >= 0, "sample.guidance", ">= 0", s.guidance, where)
     _require(0 <= cfg.inpaint.mean_at < 1, "inpaint.mean_at", "in [0, 1)", cfg.inpaint.mean_at, where)
     _require(cfg.inpaint.mean_at == 0 or cfg.task.name == "inpaint", "inpaint.mean_at",

@@ -65,9 +65,10 @@ def within_noise(a: dict, b: dict) -> bool:
 
 
 def uses_labels(e: dict) -> bool | None:
-    """Whether the samples came from a class-conditional model; None when samples.json does not say."""
+    """Whether the samples came from a model trained on the digits' labels; None when samples.json does not
+    say. A model conditioned on k-means clusters of the pixels (labels: kmeans) used none."""
     s = e.get("sampling") or {}
-    return bool(s["num_classes"]) if "num_classes" in s else None
+    return bool(s["num_classes"]) and s.get("labels") != "kmeans" if "num_classes" in s else None
 
 
 def group_key(e: dict, split_labels: bool) -> tuple:

@@ -83,8 +83,9 @@ def score_digits(images: np.ndarray, name: str, src: Path, sampling: dict | None
 
 def asked_labels(sampling: dict | None, n: int) -> np.ndarray | None:
     """The digits sample.py asked a class-conditional model for (samples.json's num_classes and digit:
-    sample i is digit i % 10, or all are `digit`); None for unconditional or unknown samples."""
-    if not sampling or not sampling.get("num_classes"):
+    sample i is digit i % 10, or all are `digit`); None for unconditional or unknown samples, and for a
+    model conditioned on clusters (labels: kmeans), whose indices are not digits."""
+    if not sampling or not sampling.get("num_classes") or sampling.get("labels") == "kmeans":
         return None
     return class_labels(n, int(sampling.get("digit", -1))).numpy()
 

@@ -32,9 +32,12 @@ from metrics.evaluation import fid_with_spread, lenet_reference, training_refere
 def table(rows: list[dict]) -> str:
     out = ["| guidance w | FID | classifier agrees | worst digit | s / 1,000 digits |", "| --- | --- | --- | --- | --- |"]
     for r in sorted(rows, key=lambda r: r["guidance"]):
-        worst = int(np.argmin(r["accuracy_per_digit"]))
-        out.append(f"| {r['guidance']:g} | {r['fid']:.1f} +- {r['fid_std']:.1f} | {r['accuracy']:.1%} | "
-                   f"{worst}: {r['accuracy_per_digit'][worst]:.1%} | {r['seconds_per_1000']:.0f} |")
+        if r["accuracy"] is None:  # a model conditioned on clusters, not digits
+            agrees = "- | -"
+        else:
+            worst = int(np.argmin(r["accuracy_per_digit"]))
+            agrees = f"{r['accuracy']:.1%} | {worst}: {r['accuracy_per_digit'][worst]:.1%}"
+        out.append(f"| {r['guidance']:g} | {r['fid']:.1f} +- {r['fid_std']:.1f} | {agrees} | {r['seconds_per_1000']:.0f} |")
     return "\n".join(out) + "\n"
 
 
@@ -63,8 +66,9 @@ def main(argv=None) -> int:
     ckpt_path = Path(args.checkpoint)
     device = pick_device("auto")
     ckpt, cfg, model = checkpoint.load_model(ckpt_path, device=device)
-    if cfg.model.num_classes != 10 or not for_config(cfg).makes_digits:
+    if not cfg.model.num_classes or not for_config(cfg).makes_digits:
         raise UserError(f"{ckpt_path} is not a class-conditional digit generator; train one with model.num_classes=10")
+    digits = cfg.data.labels != "kmeans"  # clusters of all digits are no digits: no agreement to measure
     sampler, steps = args.sampler or cfg.sample.sampler, args.steps or cfg.sample.steps
     if args.interval:  # checked by the config's own rule
         config.apply_overrides(cfg, [f"sample.guidance_interval=[{args.interval[0]}, {args.interval[1]}]"])
@@ -77,7 +81,7 @@ def main(argv=None) -> int:
     if interval != [0, 1]:  # rows measured before the interval existed guided everywhere
         key["guidance_interval"] = interval
     store = Rows(args.rows or f"results/sweeps/guidance_{ckpt_path.parent.name}.json", key, checkpoint=str(ckpt_path))
-    labels = class_labels(args.num_samples, -1).numpy()  # the digits generate() asks for
+    labels = class_labels(args.num_samples, -1, cfg.model.num_classes).numpy() % 10  # the digits generate() asks for
     picks = digit_grid(args.columns)  # row d: digit d
     grid = {}
     for w in args.weights:
@@ -93,11 +97,13 @@ def main(argv=None) -> int:
             fid, fid_std = fid_with_spread(feats, ref)
             row = store.add({"guidance": w, "seconds_per_1000": 1000 * seconds / args.num_samples,
                              "fid": fid, "fid_std": fid_std,
-                             "accuracy": float(right.mean()),
-                             "accuracy_per_digit": [float(right[labels == d].mean()) for d in range(10)],
+                             "accuracy": float(right.mean()) if digits else None,
+                             "accuracy_per_digit": [float(right[labels == d].mean()) for d in range(10)] if digits
+                             else None,
                              "grid": images[picks].tolist()})
-            print(f"w = {w:g}: FID {row['fid']:.2f} +- {row['fid_std']:.2f}, classifier agrees "
-                  f"{row['accuracy']:.1%}, {row['seconds_per_1000']:.1f} s per 1,000 digits", flush=True)
+            agrees = f", classifier agrees {row['accuracy']:.1%}" if digits else ""
+            print(f"w = {w:g}: FID {row['fid']:.2f} +- {row['fid_std']:.2f}{agrees}, "
+                  f"{row['seconds_per_1000']:.1f} s per 1,000 digits", flush=True)
         grid[w] = np.asarray(row["grid"], np.uint8)
     rows = [r for r in store.rows if r["guidance"] in args.weights]
     print(f"\n{args.num_samples} balanced samples per weight ({sampler} x{steps}, seed {args.seed}"
@@ -105,9 +111,12 @@ def main(argv=None) -> int:
           + "); FID against the "
           f"{args.reference} digits with the shipped LeNet features +- bootstrap spread; checkpoint {ckpt_path}\n")
     print(table(rows))
-    best_fid, best_acc = min(rows, key=lambda r: r["fid"]), max(rows, key=lambda r: r["accuracy"])
-    print(f"best FID: w = {best_fid['guidance']:g} ({best_fid['fid']:.1f}); best accuracy: "
-          f"w = {best_acc['guidance']:g} ({best_acc['accuracy']:.1%})")
+    best_fid = min(rows, key=lambda r: r["fid"])
+    print(f"best FID: w = {best_fid['guidance']:g} ({best_fid['fid']:.1f})", end="")
+    if digits:
+        best_acc = max(rows, key=lambda r: r["accuracy"])
+        print(f"; best accuracy: w = {best_acc['guidance']:g} ({best_acc['accuracy']:.1%})", end="")
+    print()
     if args.grid:
         plots.digit_panels(args.grid, {f"w = {w:g}": grid[w] for w in sorted(grid)},
                            f"{ckpt_path}: rows are digits 0-9, the same noise in every panel")

@@ -42,7 +42,8 @@ def main(argv=None) -> int:
         cfg = config.load(cfg_path, migrate=True)  # written by train.py, maybe before keys moved
         params = num_parameters(build_network(cfg))
         d, t = cfg.diffusion, cfg.train
-        model = cfg.model.name + (f", {cfg.model.num_classes} classes" if cfg.model.num_classes else "")
+        kind = "k-means clusters" if cfg.data.labels == "kmeans" else "classes"
+        model = cfg.model.name + (f", {cfg.model.num_classes} {kind}" if cfg.model.num_classes else "")
         guidance = guidance_words(s)
         print(f"| {name} | {model} | {params / 1e6:.2f}M | {d.prediction}, {d.level_sampling} | "
               f"{t.steps} x {t.batch_size}, {t.lr:g} | {s.get('sampler', '?')} x{s.get('steps', '?')}{guidance} | "

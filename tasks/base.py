@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import torch
 
 from common.errors import UserError
+from dataio.clusters import kmeans_labels
 from dataio.mnist import load_mnist, to_model_range, validation_split
 from diffusion.process import config_levels
 
@@ -42,7 +43,8 @@ class TrainData:
 
 def mnist_training(cfg) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """(training digits, labels, validation digits or None): data.val_size digits are held out first
-    (dataio.mnist.validation_split), then data.subset keeps the first of the others."""
+    (dataio.mnist.validation_split), then data.subset keeps the first of the others; with data.labels=kmeans
+    the labels are the digits' cluster indices (dataio.clusters.kmeans_labels, seeded by train.seed)."""
     d = cfg.data
     images, labels = load_mnist(d.root, train=True, download=d.download)
     keep, held_out = validation_split(len(images), d.val_size)
@@ -50,6 +52,14 @@ def mnist_training(cfg) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None
     images, labels = images[keep], labels[keep]
     if d.subset:
         images, labels = images[:d.subset], labels[:d.subset]
+    if d.labels == "kmeans":  # the digits' labels are not used: clusters of the pixels replace them
+        labels = kmeans_labels(images, cfg.model.num_classes, cfg.train.seed)
+    elif d.labels == "digits_kmeans":  # each digit split into clusters: class = cluster * 10 + digit
+        per_digit = cfg.model.num_classes // 10
+        labels = labels.clone()
+        for digit in range(10):
+            mine = labels == digit
+            labels[mine] = kmeans_labels(images[mine], per_digit, cfg.train.seed) * 10 + digit
     return images, labels, val
 
 

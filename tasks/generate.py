@@ -126,7 +126,7 @@ class GenerateTask(Task):
     def write_samples(self, model, cfg, out_dir, settings, source, *, device, ctx, progress, guide=None) -> str:
         """Digits split over the processes (each sample's noise is its own, so the split changes
         nothing), gathered on rank 0 and saved by save_digits; balanced over the classes when the model
-        is class-conditional."""
+        is class-conditional (over its clusters, which are equal in size, with data.labels=kmeans)."""
         n, start = settings["num_samples"], time.perf_counter()
         images = generate_from(model, cfg, settings, device=device, guide=guide, indices=ctx.share(n), progress=progress)
         images = distributed.gather_to_main(ctx, images)
@@ -134,7 +134,7 @@ class GenerateTask(Task):
         if not ctx.main:
             return ""
         save_digits(out_dir, images, sampling_record(settings, **source,
-                                                     num_classes=cfg.model.num_classes,
+                                                     num_classes=cfg.model.num_classes, labels=cfg.data.labels,
                                                      batch_size=settings["batch_size"], processes=ctx.world,
                                                      **timing(device, seconds, n)))
         return (f"{n} samples in {seconds:.1f}s ({n / seconds:.1f} img/s) -> {out_dir}/samples/, "

@@ -14,8 +14,11 @@ from models.embeddings import no_label
 
 
 def class_labels(n: int, digit: int, num_classes: int = 10) -> torch.Tensor:
-    """digit -1: balanced classes 0, 1, ..., num_classes - 1, 0, 1, ...; otherwise n copies of `digit`."""
-    return torch.arange(n) % num_classes if digit < 0 else torch.full((n,), digit)
+    """digit -1: balanced classes 0, 1, ..., num_classes - 1, 0, 1, ...; otherwise the classes of `digit`,
+    d, d + 10, d + 20, ... below num_classes, in turn (just d for 10 classes). Class c shows digit c % 10
+    (data.labels=digits_kmeans numbers digit d's clusters d, d + 10, ...), so sample i is digit i % 10."""
+    i = torch.arange(n)
+    return i % num_classes if digit < 0 else digit + 10 * (i % max(1, num_classes // 10))
 
 
 def digit_grid(columns: int) -> np.ndarray:

@@ -122,6 +122,8 @@ def test_guide_step_keeps_the_ema_weights_of_that_step_and_sample_py_uses_them(t
 def test_class_labels():
     assert class_labels(12, -1).tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
     assert class_labels(3, 7).tolist() == [7, 7, 7]
+    assert class_labels(5, 3, 40).tolist() == [3, 13, 23, 33, 3], "digit 3's clusters in turn (digits_kmeans)"
+    assert (class_labels(80, -1, 40) % 10).tolist() == class_labels(80, -1).tolist(), "sample i is digit i % 10"
 
 
 def test_self_conditioning_feeds_the_estimate_and_trains():
@@ -293,3 +295,54 @@ def test_set_guide_from_a_snapshot_equals_training_with_that_guide_step(tmp_path
     other.write_bytes((trained / "checkpoints" / "tiny_test" / "final.pt").read_bytes())
     assert_user_error(run("scripts/set_guide.py", "--checkpoint", other, "--snapshot", snap, cwd=tmp_path),
                       "another config")
+
+
+def test_balanced_assign_fills_every_cluster_equally_and_prefers_the_nearest():
+    from dataio.clusters import balanced_assign
+
+    d = torch.tensor([[0.0, 5.0], [0.1, 5.0], [0.2, 5.0], [5.0, 0.0]])  # three points want cluster 0, room for two
+    assert balanced_assign(d).tolist() == [0, 0, 1, 1], "the farthest of the three moves"
+    d = torch.rand(103, 7, generator=torch.Generator().manual_seed(0))
+    sizes = torch.bincount(balanced_assign(d), minlength=7)
+    assert sizes.tolist() == [15, 15, 15, 15, 15, 14, 14]
+
+
+def test_kmeans_labels_find_separated_groups_and_replace_the_digit_labels(tmp_path):
+    from dataio.clusters import kmeans_labels
+    from tasks.base import mnist_training
+
+    g = torch.Generator().manual_seed(0)
+    centres = torch.randn(4, 1, 8, 8, generator=g) * 10
+    x = torch.cat([c + torch.randn(25, 1, 8, 8, generator=g) for c in centres])  # 4 groups of 25
+    labels = kmeans_labels(x, 4, seed=1, dims=5)
+    assert all(len(set(labels[25 * i:25 * (i + 1)].tolist())) == 1 for i in range(4)), "each group one cluster"
+    assert len(set(labels.tolist())) == 4 and torch.equal(labels, kmeans_labels(x, 4, seed=1, dims=5))
+
+    cfg = _cfg("model.num_classes=12", "data.labels=kmeans", "data.subset=600")
+    images, clusters, _ = mnist_training(cfg)
+    assert torch.bincount(clusters).tolist() == [50] * 12, "equal sizes: balanced sampling draws the data's mix"
+    digits = mnist_training(_cfg("model.num_classes=10", "data.subset=600"))[1]
+    split = mnist_training(_cfg("model.num_classes=30", "data.labels=digits_kmeans", "data.subset=600"))[1]
+    assert torch.equal(split % 10, digits), "class c is a cluster of digit c % 10"
+    for d in range(10):  # each digit's images in three clusters of (almost) equal size
+        sizes = torch.bincount(split[digits == d] // 10, minlength=3)
+        assert len(sizes) == 3 and sizes.max() - sizes.min() <= 1
+    for override, fragment in [("model.num_classes=1", ">= 2 with data.labels=kmeans"),
+                               ("sample.digit=3", "-1 .all clusters")]:
+        with pytest.raises(config.UserError, match=fragment):
+            _cfg("model.num_classes=12", "data.labels=kmeans", override)
+    with pytest.raises(config.UserError, match="multiple of 10, >= 20, with data.labels=digits_kmeans"):
+        _cfg("model.num_classes=25", "data.labels=digits_kmeans")
+    with pytest.raises(config.UserError, match="data.labels.*unless model.num_classes > 0"):
+        _cfg("data.labels=kmeans")
+
+
+def test_a_model_on_clusters_samples_every_cluster_and_says_so(tmp_path):
+    cfg = _cfg("model.num_classes=12", "data.labels=kmeans", "data.subset=240", "train.steps=2", "sample.guidance=1.0")
+    assert train(cfg, "km", paths=RunPaths.for_name("km", tmp_path), progress=False) == "done"
+    proc = run("sample.py", "--checkpoint", tmp_path / "checkpoints" / "km" / "final.pt", "--num_samples", "24",
+               "--steps", "2", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    meta = json.loads((tmp_path / "outputs" / "km" / "samples.json").read_text())
+    assert meta["labels"] == "kmeans" and meta["num_classes"] == 12 and meta["guidance"] == 1.0
+    assert class_labels(24, -1, 12).tolist() == list(range(12)) * 2, "sample i asks for cluster i % 12"

@@ -206,11 +206,14 @@ def test_label_agreement_scores_the_asked_digits_against_the_test_digits_ceiling
     sevens = label_agreement(probs(by_digit[7][:200]), {"num_classes": 10, "digit": 7})
     assert sevens["label_agreement"] > 0.97
     assert label_agreement(probs(balanced), {"num_classes": 0, "digit": -1}) == {}
+    split = {"num_classes": 40, "labels": "digits_kmeans", "digit": -1}  # class c shows digit c % 10
+    assert label_agreement(probs(balanced), split)["label_agreement"] > 0.97
 
     printed = {}
     for name, meta in [("right", {"num_classes": 10, "digit": -1, "guidance": 0.5}),
                        ("uncond", {"num_classes": 0, "digit": -1}),
-                       ("auto", {"num_classes": 0, "digit": -1, "autoguidance": 1.6})]:
+                       ("auto", {"num_classes": 0, "digit": -1, "autoguidance": 1.6}),
+                       ("clusters", {"num_classes": 20, "labels": "kmeans", "digit": -1, "guidance": 1.0})]:
         out = tmp_path / "outputs" / name
         out.mkdir(parents=True)
         np.savez(out / "samples.npz", images=balanced)
@@ -221,12 +224,14 @@ def test_label_agreement_scores_the_asked_digits_against_the_test_digits_ceiling
     r = {n: json.loads((tmp_path / "results" / f"{n}.json").read_text()) for n in printed}
     assert r["right"]["label_agreement_test"] == features.test_accuracy()  # checked against the test digits above
     assert r["right"]["label_agreement"] > 0.97 and "label_agreement" not in r["uncond"]
+    assert "label_agreement" not in r["clusters"], "cluster indices are not digits"
     assert "label agreement" in printed["right"] and "label agreement" not in printed["uncond"]
     board = run("leaderboard.py", "--results", tmp_path / "results", cwd=tmp_path)
     assert board.returncode == 0, board.stderr[-2000:]
     rows = {row["student_name"]: row for row in csv.DictReader(open(tmp_path / "results" / "leaderboard.csv"))}
     assert rows["right"]["labels"] == "yes, w 0.5" and rows["uncond"]["labels"] == "no"
     assert rows["auto"]["labels"] == "no, autoguidance 1.6"
+    assert rows["clusters"]["labels"] == "no (20 k-means clusters), w 1"
     assert rows["right"]["label_agreement"].endswith("%") and rows["uncond"]["label_agreement"] == ""
 
 

@@ -358,6 +358,11 @@ def test_entries_rank_only_against_entries_of_the_same_feature_network_each_with
     assert "| 1 | incep |" in inception_table and "lenet_" not in inception_table
     assert "| 1 | lenet_b |" in lenet_table and "| 2 | lenet_a |" in lenet_table and "incep" not in lenet_table
     assert "Each table has its own floor" in (results / "leaderboard.html").read_text()
+    clusters = entry("clusters", 5.5, "lenet", "aa" * 32, 2.9, 20)  # conditioned on k-means clusters: no labels
+    clusters["sampling"]["labels"] = "kmeans"
+    (results / "clusters.json").write_text(json.dumps(clusters))
     split = run("leaderboard.py", "--split_labels", cwd=tmp_path)
     md = (results / "leaderboard.md").read_text()
     assert split.returncode == 0 and md.count("## Generation") == 3 and "lenet features (sha256 aaaaaaaaaaaa), unconditional" in md
+    unconditional = md.split("aaaaaaaaaaaa), unconditional")[1].split("## ")[0]
+    assert "| 1 | lenet_b |" in unconditional and "| 2 | clusters |" in unconditional and "lenet_a" not in unconditional
