@@ -42,8 +42,10 @@ def main(argv=None) -> int:
         cfg = config.load(cfg_path, migrate=True)  # written by train.py, maybe before keys moved
         params = num_parameters(build_network(cfg))
         d, t = cfg.diffusion, cfg.train
-        kind = "k-means clusters" if cfg.data.labels == "kmeans" else "classes"
-        model = cfg.model.name + (f", {cfg.model.num_classes} {kind}" if cfg.model.num_classes else "")
+        k = cfg.model.num_classes
+        classes = {"kmeans": f"{k} k-means clusters", "digits_kmeans": f"10 digits x {k // 10} clusters"}.get(
+            cfg.data.labels, f"{k} classes")
+        model = cfg.model.name + (f", {classes}" if k else "")
         guidance = guidance_words(s)
         print(f"| {name} | {model} | {params / 1e6:.2f}M | {d.prediction}, {d.level_sampling} | "
               f"{t.steps} x {t.batch_size}, {t.lr:g} | {s.get('sampler', '?')} x{s.get('steps', '?')}{guidance} | "
