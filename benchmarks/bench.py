@@ -164,7 +164,7 @@ def main(argv=None) -> int:
     if min(args.train_steps, args.sample_n, args.repeats) < 1:
         raise UserError("--train_steps, --sample_n and --repeats must be at least 1")
     # unconditional, so unguided: diffusers' layouts take no labels
-    cfg = config.load(args.config, ["model.num_classes=0", "sample.guidance=0", "sample.digit=-1"])
+    cfg = config.load(args.config, ["model.num_classes=0", "data.labels=digits", "sample.guidance=0", "sample.digit=-1"])
     if not for_config(cfg).makes_digits or cfg.model.name != "unet":
         raise UserError(f"{args.config} is not an MNIST generation config with model.name unet; the comparison is for the UNet")
     device = pick_device(cfg.train.device)

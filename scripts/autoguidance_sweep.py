@@ -67,7 +67,8 @@ def main(argv=None) -> int:
             seconds = time.perf_counter() - start
             feats, probs = features.extract(lenet, images, progress=False)
             fid, fid_std = fid_with_spread(feats, ref)
-            agree = label_agreement(probs, {"num_classes": cfg.model.num_classes, "labels": cfg.data.labels, "digit": -1}).get("label_agreement")
+            asked = {"num_classes": cfg.model.num_classes, "labels": cfg.data.labels, "digit": -1}
+            agree = label_agreement(probs, asked).get("label_agreement")
             store.add({"guide_step": step, "autoguidance": w, "fid": fid, "fid_std": fid_std, "label_agreement": agree,
                        "seconds_per_1000": 1000 * seconds / args.num_samples})
             print(f"guide step {step}, autoguidance {w:g}: FID {fid:.2f} +- {fid_std:.2f}", flush=True)

@@ -81,7 +81,8 @@ def snapshot_rows(name: str, run: Path, args, ref, lenet, device) -> list[dict]:
             seconds = time.perf_counter() - start
             feats, probs = features.extract(lenet, images, progress=False)
             fid, fid_std = fid_with_spread(feats, ref)
-            agree = label_agreement(probs, {"num_classes": cfg.model.num_classes, "labels": cfg.data.labels, "digit": -1}).get("label_agreement")
+            asked = {"num_classes": cfg.model.num_classes, "labels": cfg.data.labels, "digit": -1}
+            agree = label_agreement(probs, asked).get("label_agreement")
             row = store.add({"weights_sha256": sha, "checkpoint": str(path), "step": int(ckpt["step"]),
                              "images": int(ckpt["step"]) * cfg.train.batch_size,
                              "train_minutes": float(ckpt.get("train_seconds", 0.0)) / 60, "fid": fid, "fid_std": fid_std,

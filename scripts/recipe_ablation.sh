@@ -12,7 +12,7 @@ variant() { # NAME [overrides]: train configs/default.yaml (without class labels
   # measured) cut to the demo's budget, sample N digits, score them
   local name=$1; shift
   OMP_NUM_THREADS=1 $PY train.py --config configs/default.yaml --student_name "$name" --restart --no-progress \
-    model.num_classes=0 sample.guidance=0 train.steps=600 train.warmup_steps=100 train.ema_decay=0.995 train.sample_every=0 "$@" > "logs/$name.log" 2>&1
+    model.num_classes=0 data.labels=digits sample.guidance=0 train.steps=600 train.warmup_steps=100 train.ema_decay=0.995 train.sample_every=0 "$@" > "logs/$name.log" 2>&1
   OMP_NUM_THREADS=1 $PY sample.py --checkpoint "checkpoints/$name/final.pt" --num_samples $N \
     >> "logs/$name.log" 2>&1
   OMP_NUM_THREADS=1 $PY evaluate.py --student_name "$name" --no-progress >> "logs/$name.log" 2>&1

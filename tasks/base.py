@@ -44,7 +44,8 @@ class TrainData:
 def mnist_training(cfg) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """(training digits, labels, validation digits or None): data.val_size digits are held out first
     (dataio.mnist.validation_split), then data.subset keeps the first of the others; with data.labels=kmeans
-    the labels are the digits' cluster indices (dataio.clusters.kmeans_labels, seeded by train.seed)."""
+    the labels are the digits' cluster indices (dataio.clusters.kmeans_labels, seeded by train.seed), with
+    digits_kmeans a cluster of each digit's own images times 10 plus the digit."""
     d = cfg.data
     images, labels = load_mnist(d.root, train=True, download=d.download)
     keep, held_out = validation_split(len(images), d.val_size)

@@ -126,7 +126,7 @@ class GenerateTask(Task):
     def write_samples(self, model, cfg, out_dir, settings, source, *, device, ctx, progress, guide=None) -> str:
         """Digits split over the processes (each sample's noise is its own, so the split changes
         nothing), gathered on rank 0 and saved by save_digits; balanced over the classes when the model
-        is class-conditional (over its clusters, which are equal in size, with data.labels=kmeans)."""
+        is class-conditional (tasks.generation.class_labels; k-means clusters are equal in size)."""
         n, start = settings["num_samples"], time.perf_counter()
         images = generate_from(model, cfg, settings, device=device, guide=guide, indices=ctx.share(n), progress=progress)
         images = distributed.gather_to_main(ctx, images)
