@@ -14,6 +14,7 @@ from pathlib import Path
 
 from metrics.evaluation import REQUIRED_SAMPLES
 from metrics.inpainting import paired_difference, scored_on
+from tasks.generation import classes_are_digits
 
 REQUIRED_KEYS = ("student_name", "num_samples", "fid", "fid_bootstrap_std", "kid_mean")
 INPAINT_KEYS = ("student_name", "mask", "hole_mse", "hole_mse_sem", "hole_psnr", "hole_l1", "hole_ssim", "n_eval")
@@ -68,7 +69,7 @@ def uses_labels(e: dict) -> bool | None:
     """Whether the samples came from a model trained on the digits' labels; None when samples.json does not
     say. A model conditioned on k-means clusters of the pixels (labels: kmeans) used none."""
     s = e.get("sampling") or {}
-    return bool(s["num_classes"]) and s.get("labels") != "kmeans" if "num_classes" in s else None
+    return classes_are_digits(s["num_classes"], s.get("labels", "digits")) if "num_classes" in s else None
 
 
 def group_key(e: dict, split_labels: bool) -> tuple:

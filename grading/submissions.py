@@ -36,7 +36,7 @@ from grading.regenerate import regenerate
 from common.runtime import versions
 from common.errors import UserError
 from common.fileio import check_name, ensure_dir, sha256_file, write_json
-from tasks.generation import class_labels
+from tasks.generation import class_labels, classes_are_digits
 from common.progress import live
 from metrics import features, inception
 from grading import integrity
@@ -85,7 +85,7 @@ def asked_labels(sampling: dict | None, n: int) -> np.ndarray | None:
     """The digits sample.py asked a class-conditional model for (samples.json's num_classes and digit:
     sample i is digit i % 10, or all are `digit`); None for unconditional or unknown samples, and for a
     model conditioned on clusters (labels: kmeans), whose indices are not digits."""
-    if not sampling or not sampling.get("num_classes") or sampling.get("labels") == "kmeans":
+    if not sampling or not classes_are_digits(sampling.get("num_classes"), sampling.get("labels", "digits")):
         return None
     return class_labels(n, int(sampling.get("digit", -1))).numpy()
 

@@ -22,7 +22,7 @@ from dataio import plots  # noqa: E402
 from engine import checkpoint, config  # noqa: E402
 from tasks import for_config  # noqa: E402
 from common.errors import ArgumentParser, UserError, exit_on_user_error  # noqa: E402
-from tasks.generation import class_labels, digit_grid, generate  # noqa: E402
+from tasks.generation import class_labels, classes_are_digits, digit_grid, generate  # noqa: E402
 from common.runtime import pick_device  # noqa: E402
 from engine.rows import Rows  # noqa: E402
 from metrics import features  # noqa: E402
@@ -68,7 +68,7 @@ def main(argv=None) -> int:
     ckpt, cfg, model = checkpoint.load_model(ckpt_path, device=device)
     if not cfg.model.num_classes or not for_config(cfg).makes_digits:
         raise UserError(f"{ckpt_path} is not a class-conditional digit generator; train one with model.num_classes=10")
-    digits = cfg.data.labels != "kmeans"  # clusters of all digits are no digits: no agreement to measure
+    digits = classes_are_digits(cfg.model.num_classes, cfg.data.labels)  # else no agreement to measure
     sampler, steps = args.sampler or cfg.sample.sampler, args.steps or cfg.sample.steps
     if args.interval:  # checked by the config's own rule
         config.apply_overrides(cfg, [f"sample.guidance_interval=[{args.interval[0]}, {args.interval[1]}]"])

@@ -21,6 +21,13 @@ def class_labels(n: int, digit: int, num_classes: int = 10) -> torch.Tensor:
     return i % num_classes if digit < 0 else digit + 10 * (i % max(1, num_classes // 10))
 
 
+def classes_are_digits(num_classes: int | None, labels: str = "digits") -> bool:
+    """Whether a model's classes ask for digits (class c shows digit c % 10): MNIST's labels, alone or each
+    split into clusters (data.labels digits, digits_kmeans). Clusters of all digits (kmeans) name none,
+    and an unconditional model (num_classes 0) takes no class."""
+    return bool(num_classes) and labels != "kmeans"
+
+
 def digit_grid(columns: int) -> np.ndarray:
     """Indices (10, columns) into balanced samples (class_labels with digit -1): row d holds the
     first `columns` samples of digit d."""
