@@ -31,12 +31,12 @@ def test_make_demo_trains_samples_scores_and_make_clean_removes_it(folder):
     (folder / "results").mkdir()
     (folder / "results" / "other.json").write_text("{}")
     tiny = " ".join(t for t in TINY if not t.startswith("data.root"))
-    proc = make(folder, "demo", "NAME=d", f"TRAIN_ARGS={tiny} train.steps=2",
+    proc = make(folder, "demo", "NAME=d", f"TRAIN_ARGS={tiny} train.steps=2 data.subset=1000",
                 "SAMPLE_ARGS=--num_samples 30 --steps 2 --batch_size 16")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert (folder / "checkpoints" / "d" / "final.pt").exists() and (folder / "outputs" / "d" / "grid.png").exists()
     result = json.loads((folder / "results" / "d.json").read_text())
-    assert result["num_samples"] == 30 and result["sampling"]["num_classes"] == 10
+    assert result["num_samples"] == 30 and result["sampling"]["num_classes"] == 100
     assert "label_agreement" in result, "the demo is class-conditional: its labels are scored"
     assert "sample grid: outputs/d/grid.png" in proc.stdout
 
