@@ -13,6 +13,7 @@ import torch
 from engine import checkpoint, config
 from tasks import for_config
 from tasks.generate import generate_from, settings_of
+from tasks.generation import conditioning
 
 
 def grader_settings(cfg, seed: int, n: int) -> dict:
@@ -39,4 +40,4 @@ def regenerate(ckpt_path, config_path, meta: dict | None, *, seed: int, n: int, 
         settings = grader_settings(cfg, seed, n)
     images = generate_from(model, cfg, settings, device=device, guide=checkpoint.load_guide(ckpt, cfg, ckpt_path, device),
                            indices=None if indices is None else np.asarray(indices))
-    return images, {**settings, "num_classes": cfg.model.num_classes}
+    return images, {**settings, **conditioning(cfg)}

@@ -36,7 +36,7 @@ from grading.regenerate import regenerate
 from common.runtime import versions
 from common.errors import UserError
 from common.fileio import check_name, ensure_dir, sha256_file, write_json
-from tasks.generation import class_labels, classes_are_digits
+from tasks.generation import class_labels, classes_are_digits, conditioning
 from common.progress import live
 from metrics import features, inception
 from grading import integrity
@@ -208,7 +208,8 @@ def grade_one(folder: Path, results: Path, *, data_root: str, cache_dir: str | P
         made, report = sandbox.generate_in_child(paths["model_py"], paths["checkpoint"], job,
                                                  n=n if indices is None else len(indices), timeout_s=timeout_s,
                                                  memory_mb=memory_mb)
-        child.update(network=report.get("network"), num_classes=report.get("settings", {}).get("num_classes"))
+        child.update(network=report.get("network"),
+                     conditioning={k: report.get("settings", {}).get(k) for k in ("num_classes", "labels")})
         return made, report.get("settings", {})
 
     if images is not None:
@@ -229,11 +230,13 @@ def grade_one(folder: Path, results: Path, *, data_root: str, cache_dir: str | P
         check = {"verified": True, "by_construction": True, "seconds": round(time.perf_counter() - start, 2)}
         how = "made by the grader"
         src = paths["checkpoint"]
-    # the labels asked for come from the checkpoint (or the child that built it), not from what was handed in:
-    # grader-made settings carry its class count already; handed-in samples.json is not trusted for it
-    classes = meta["num_classes"] if paths["meta"] is None else child.get("num_classes") if paths["custom"] else \
-        checkpoint.config_of(checkpoint.load(paths["checkpoint"]), paths["checkpoint"]).model.num_classes
-    meta = {**meta, "num_classes": classes, **({} if paths["meta"] else {"seed": "grader's"})}
+    # the classes asked for (their count and whether they are digits) come from the checkpoint, or the child
+    # that loaded it, never from what was handed in: grader-made settings carry them already; samples.json
+    # is not trusted for them
+    classes = {k: meta[k] for k in ("num_classes", "labels")} if paths["meta"] is None else \
+        child.get("conditioning", {"num_classes": None, "labels": None}) if paths["custom"] else \
+        conditioning(checkpoint.config_of(checkpoint.load(paths["checkpoint"]), paths["checkpoint"]))
+    meta = {**meta, **classes, **({} if paths["meta"] else {"seed": "grader's"})}
     result = score_digits(images, name, src, meta, data_root=data_root, cache_dir=cache_dir, progress=progress)
     grid = ensure_dir(results / "grids") / f"{name}.png"
     save_grid(grid, images[:100], nrow=10)

@@ -26,6 +26,7 @@ from grading.submissions import label_agreement  # noqa: E402
 from metrics import features  # noqa: E402
 from metrics.evaluation import fid_with_spread, lenet_reference, training_floor, training_reference  # noqa: E402
 from tasks.generate import generate_from  # noqa: E402
+from tasks.generation import conditioning  # noqa: E402
 
 
 @exit_on_user_error
@@ -67,7 +68,7 @@ def main(argv=None) -> int:
             seconds = time.perf_counter() - start
             feats, probs = features.extract(lenet, images, progress=False)
             fid, fid_std = fid_with_spread(feats, ref)
-            asked = {"num_classes": cfg.model.num_classes, "labels": cfg.data.labels, "digit": -1}
+            asked = {**conditioning(cfg), "digit": -1}
             agree = label_agreement(probs, asked).get("label_agreement")
             store.add({"guide_step": step, "autoguidance": w, "fid": fid, "fid_std": fid_std, "label_agreement": agree,
                        "seconds_per_1000": 1000 * seconds / args.num_samples})

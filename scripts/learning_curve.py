@@ -28,6 +28,7 @@ from engine.rows import Rows  # noqa: E402
 from metrics import features  # noqa: E402
 from metrics.evaluation import fid_with_spread, floor_mean, lenet_reference, training_floor, training_reference  # noqa: E402
 from tasks.generate import generate_from, guidance_words  # noqa: E402
+from tasks.generation import conditioning  # noqa: E402
 from grading.regenerate import grader_settings  # noqa: E402
 from grading.submissions import label_agreement  # noqa: E402
 
@@ -81,7 +82,7 @@ def snapshot_rows(name: str, run: Path, args, ref, lenet, device) -> list[dict]:
             seconds = time.perf_counter() - start
             feats, probs = features.extract(lenet, images, progress=False)
             fid, fid_std = fid_with_spread(feats, ref)
-            asked = {"num_classes": cfg.model.num_classes, "labels": cfg.data.labels, "digit": -1}
+            asked = {**conditioning(cfg), "digit": -1}
             agree = label_agreement(probs, asked).get("label_agreement")
             row = store.add({"weights_sha256": sha, "checkpoint": str(path), "step": int(ckpt["step"]),
                              "images": int(ckpt["step"]) * cfg.train.batch_size,

@@ -17,7 +17,7 @@ from diffusion.process import config_loss
 from models.embeddings import no_label
 from tasks import completion
 from tasks.base import Task, TrainData, image_batch, levels_and_noise, mnist_training
-from tasks.generation import generate
+from tasks.generation import conditioning, generate
 
 # what made a digit set, recorded in samples.json: with the checkpoint, sample i is a function of these
 SETTINGS = ("sampler", "steps", "eta", "seed", "spacing", "sigmas", "guidance", "autoguidance", "guidance_interval",
@@ -134,7 +134,7 @@ class GenerateTask(Task):
         if not ctx.main:
             return ""
         save_digits(out_dir, images, sampling_record(settings, **source,
-                                                     num_classes=cfg.model.num_classes, labels=cfg.data.labels,
+                                                     **conditioning(cfg),
                                                      batch_size=settings["batch_size"], processes=ctx.world,
                                                      **timing(device, seconds, n)))
         return (f"{n} samples in {seconds:.1f}s ({n / seconds:.1f} img/s) -> {out_dir}/samples/, "

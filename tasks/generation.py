@@ -28,6 +28,12 @@ def classes_are_digits(num_classes: int | None, labels: str = "digits") -> bool:
     return bool(num_classes) and labels != "kmeans"
 
 
+def conditioning(cfg) -> dict:
+    """What a model's class index means, as samples.json and the grader record it: its number of
+    classes and what they are (data.labels); classes_are_digits reads the two."""
+    return {"num_classes": cfg.model.num_classes, "labels": cfg.data.labels}
+
+
 def digit_grid(columns: int) -> np.ndarray:
     """Indices (10, columns) into balanced samples (class_labels with digit -1): row d holds the
     first `columns` samples of digit d."""

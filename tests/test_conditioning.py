@@ -337,12 +337,31 @@ def test_kmeans_labels_find_separated_groups_and_replace_the_digit_labels(tmp_pa
         _cfg("data.labels=kmeans")
 
 
-def test_a_model_on_clusters_samples_every_cluster_and_says_so(tmp_path):
-    cfg = _cfg("model.num_classes=12", "data.labels=kmeans", "data.subset=240", "train.steps=2", "sample.guidance=1.0")
-    assert train(cfg, "km", paths=RunPaths.for_name("km", tmp_path), progress=False) == "done"
-    proc = run("sample.py", "--checkpoint", tmp_path / "checkpoints" / "km" / "final.pt", "--num_samples", "24",
-               "--steps", "2", cwd=tmp_path)
+def test_a_model_on_clusters_samples_every_cluster_and_says_so(in_folder_with_fid_cache):
+    root = in_folder_with_fid_cache
+    cfg = _cfg("model.num_classes=12", "data.labels=kmeans", "data.subset=240", "train.steps=2", "sample.guidance=1.0",
+               "sample.steps=1", "sample.batch_size=1000")
+    assert train(cfg, "km", paths=RunPaths.for_name("km", root), progress=False) == "done"
+    run_dir = root / "checkpoints" / "km"
+    proc = run("sample.py", "--checkpoint", run_dir / "final.pt", "--num_samples", "24", "--steps", "2", cwd=root)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    meta = json.loads((tmp_path / "outputs" / "km" / "samples.json").read_text())
+    meta = json.loads((root / "outputs" / "km" / "samples.json").read_text())
     assert meta["labels"] == "kmeans" and meta["num_classes"] == 12 and meta["guidance"] == 1.0
     assert class_labels(24, -1, 12).tolist() == list(range(12)) * 2, "sample i asks for cluster i % 12"
+
+    # the grader reads what the classes are from the checkpoint, whether it makes the digits itself or a
+    # samples.json claims they are digits: clusters ask for no digit, so no label agreement is scored
+    subs = root / "submissions"
+    for name, handed in [("made", {}), ("claims_digits", {"labels": "digits"})]:
+        (subs / name).mkdir(parents=True)
+        for f in ("final.pt", "config.yaml"):
+            (subs / name / f).write_bytes((run_dir / f).read_bytes())
+        if handed:
+            (subs / name / "samples.json").write_text(json.dumps({**meta, **handed}))
+            (subs / name / "samples.npz").write_bytes((root / "outputs" / "km" / "samples.npz").read_bytes())
+    proc = run("leaderboard.py", "--submissions", subs, "--checked", "4", "--data_root", DATA_ROOT, cwd=root)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for name in ("made", "claims_digits"):
+        result = json.loads((root / "results" / f"{name}.json").read_text())
+        assert result["sampling"]["labels"] == "kmeans" and result["sampling"]["num_classes"] == 12, name
+        assert "label_agreement" not in result, name
