@@ -233,7 +233,7 @@ def grade_one(folder: Path, results: Path, *, data_root: str, cache_dir: str | P
     # the classes asked for (their count and whether they are digits) come from the checkpoint, or the child
     # that loaded it, never from what was handed in: grader-made settings carry them already; samples.json
     # is not trusted for them
-    classes = {k: meta[k] for k in ("num_classes", "labels")} if paths["meta"] is None else \
+    classes = {} if paths["meta"] is None else \
         child.get("conditioning", {"num_classes": None, "labels": None}) if paths["custom"] else \
         conditioning(checkpoint.config_of(checkpoint.load(paths["checkpoint"]), paths["checkpoint"]))
     meta = {**meta, **classes, **({} if paths["meta"] else {"seed": "grader's"})}
