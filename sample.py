@@ -147,8 +147,9 @@ def load_member(args, ckpt_path: Path, device):
 
 
 def generate_digits(args, cfg, model, guide, device, name: str, source: dict, ctx: distributed.Context) -> int:
-    config.apply_overrides(cfg, args.overrides)  # sample.KEY=VALUE; the flags below take precedence
-    ckpt_path, s, task = source["checkpoint"], cfg.sample, for_config(cfg)
+    ckpt_path = source["checkpoint"]
+    config.apply_overrides(cfg, args.overrides, f"{ckpt_path}'s config")  # sample.KEY=VALUE; the flags win
+    s, task = cfg.sample, for_config(cfg)
     n = args.num_samples or s.num_samples
     digit = s.digit if args.digit is None else args.digit
     settings = {"sampler": args.sampler or s.sampler, "steps": args.steps or s.steps, "eta": s.eta if args.eta is None
@@ -203,7 +204,7 @@ def completion_config(args, cfg, ckpt_path) -> None:
                         f"{cfg.data.image_size} images; --task {args.task} completes 28 x 28 MNIST digits")
     given = [*allowed, *(f"{k}={v}" for k, v in flags.items() if v is not None)]
     task.check_completion_overrides(given, ckpt_path)
-    config.apply_overrides(cfg, given)
+    config.apply_overrides(cfg, given, f"{ckpt_path}'s config")
 
 
 def inpaint_test_digits(args, members: list, weights: list[float], device, name: str, source: dict) -> int:

@@ -316,11 +316,12 @@ def load(path: str | Path, overrides: list[str] = (), *, migrate: bool = False) 
     migrate: a config.yaml that train.py wrote beside an older checkpoint, read with moved keys renamed."""
     path = Path(path)
     cfg = from_dict(_read(path), str(path), migrate=migrate)
-    apply_overrides(cfg, overrides)
+    apply_overrides(cfg, overrides, source=str(path))
     return cfg
 
 
-def apply_overrides(cfg: Config, overrides: list[str]) -> None:
+def apply_overrides(cfg: Config, overrides: list[str], source: str = "the config") -> None:
+    """Set `section.key=value` items (YAML values) and validate the result; an error names `source`."""
     for item in overrides:
         key, eq, text = item.partition("=")
         if not eq or not key:
@@ -330,7 +331,7 @@ def apply_overrides(cfg: Config, overrides: list[str]) -> None:
         except yaml.YAMLError:
             raise UserError(f"override {item!r}: cannot parse the value {text!r}") from None
         _set(cfg, key.strip(), value, "the command line")
-    validate(cfg, "the command line" if overrides else "the config")
+    validate(cfg, f"{source} with the command line's overrides" if overrides else source)
 
 
 def save_yaml(cfg: Config) -> str:

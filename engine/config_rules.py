@@ -101,7 +101,8 @@ def validate(cfg, where: str) -> None:
     for key, active, when in PAIRS:
         default = _get(type(cfg)(), key)
         _require(active(cfg) or _get(cfg, key) == default, key,
-                 f"left at its default ({default!r}) unless {when}: otherwise it does nothing", _get(cfg, key), where)
+                 f"left at its default ({default!r}) unless {when}: otherwise it does nothing (set {key}={default})",
+                 _get(cfg, key), where)
     _require(t.val_every == 0 or (cfg.data.val_size > 0 and cfg.task.name in ("inpaint", "complete")),
              "train.val_every", "0 unless data.val_size > 0 and task.name is inpaint or complete (it scores "
              "completions of the validation digits)", t.val_every, where)
@@ -131,7 +132,8 @@ def validate(cfg, where: str) -> None:
              "0 unless task.name=inpaint (only a model that sees the observation has the posterior mean as its "
              "clean estimate)", cfg.inpaint.mean_at, where)
     _require(s.guidance == 0 or m.num_classes > 0, "sample.guidance",
-             "0 for an unconditional model (guidance needs model.num_classes: 10)", s.guidance, where)
+             "0 for an unconditional model (guidance needs model.num_classes > 0): set sample.guidance=0", s.guidance,
+             where)
     _require(s.guidance == 0 or t.label_dropout > 0, "sample.guidance",
              "0 when train.label_dropout is 0 (guidance extrapolates away from the 'no label' prediction, which "
              "label dropout trains; without it that prediction is untrained)", s.guidance, where)

@@ -69,6 +69,8 @@ def test_bad_overrides_name_the_key(override, fragment):
 @pytest.mark.parametrize("config_name, overrides, fragment", [
     ("moons.yaml", ["model.num_classes=10"], "model.num_classes=10 .*0 for data.name=moons"),
     ("default.yaml", ["train.label_dropout=0"], "sample.guidance=0.25 .*0 when train.label_dropout is 0"),
+    ("default.yaml", ["model.num_classes=0"], "data.labels='digits_kmeans' in .*default.yaml with the command line's "
+                                              "overrides .*unless model.num_classes > 0.*set data.labels=digits"),
     ("default.yaml", ["diffusion.level_sampling=uniform", "diffusion.p_mean=0"],
      "diffusion.p_mean=0.0 .*unless diffusion.level_sampling=lognormal"),
     ("default.yaml", ["diffusion.level_sampling=uniform", "diffusion.level_uniform=0.2"],
