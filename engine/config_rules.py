@@ -148,7 +148,7 @@ def validate(cfg, where: str) -> None:
     _require(t.guide_step == 0 or cfg.task.name == "generate", "train.guide_step",
              "0 unless task.name=generate (only digit generation samples with autoguidance)", t.guide_step, where)
     _require(s.digit == -1 or m.num_classes > 0, "sample.digit",
-             "-1 for an unconditional model (choosing a digit needs model.num_classes: 10)", s.digit, where)
+             "-1 for an unconditional model (choosing a digit needs model.num_classes > 0)", s.digit, where)
     _require(len(m.channel_mult) >= 1 and all(c >= 1 for c in m.channel_mult), "model.channel_mult",
              "a non-empty list of positive ints", m.channel_mult, where)
     _require(all(0 <= a < len(m.channel_mult) for a in m.attn_levels), "model.attn_levels",

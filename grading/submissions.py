@@ -36,7 +36,7 @@ from grading.regenerate import regenerate
 from common.runtime import versions
 from common.errors import UserError
 from common.fileio import check_name, ensure_dir, sha256_file, write_json
-from tasks.generation import class_labels, classes_are_digits, conditioning
+from tasks.generation import class_labels, classes_are_digits
 from common.progress import live
 from metrics import features, inception
 from grading import integrity
@@ -81,8 +81,18 @@ def score_digits(images: np.ndarray, name: str, src: Path, sampling: dict | None
     return _with_rank(result)
 
 
+def stored_conditioning(path: Path) -> dict:
+    """The classes a hand-in's model was trained on (tasks.generation.conditioning), read from the config its
+    checkpoint stores, as plain data: never from samples.json, nor from the report of the child that ran the
+    student's model.py (their code prints it), and without validating the config against the grader's
+    networks (a student's own network name is unknown to them)."""
+    stored = checkpoint.load(path)["config"]
+    return {"num_classes": int(stored.get("model", {}).get("num_classes", 0)),
+            "labels": str(stored.get("data", {}).get("labels", "digits"))}
+
+
 def asked_labels(sampling: dict | None, n: int) -> np.ndarray | None:
-    """The digits sample.py asked a class-conditional model for (samples.json's num_classes and digit:
+    """The digits sample.py asked a class-conditional model for (`sampling`'s num_classes, labels and digit:
     sample i is digit i % 10, or all are `digit`); None for unconditional or unknown samples, and for a
     model conditioned on clusters (labels: kmeans), whose indices are not digits."""
     if not sampling or not classes_are_digits(sampling.get("num_classes"), sampling.get("labels", "digits")):
@@ -119,6 +129,9 @@ EARLIER_SHIPPED = {
     "f0d383f883fa3b25cf1453ade6910585b32689be927a807954b109b588d787f6",
 }
 NEEDS_CODE = "needs --run_student_code"
+# the version of the grading rules: a result graded under other rules is graded again, even for unchanged files
+# (2: the classes a model was asked for come from its checkpoint)
+RULES = 2
 
 
 def grader_seed(results: Path, fixed: int | None = None) -> int:
@@ -189,7 +202,7 @@ def grade_one(folder: Path, results: Path, *, data_root: str, cache_dir: str | P
     key = {"files_sha256": files,
            "samples_sha256": None if images is None else hashlib.sha256(images.tobytes()).hexdigest(),
            "grader_seed_sha256": hashlib.sha256(str(seed).encode()).hexdigest()[:16], "checked": k,
-           "student_code": paths["custom"]}
+           "student_code": paths["custom"], "rules": RULES}
     seed = hand_in_seed(seed, files)
     out = results / f"{name}.json"
     if out.is_file():
@@ -208,8 +221,7 @@ def grade_one(folder: Path, results: Path, *, data_root: str, cache_dir: str | P
         made, report = sandbox.generate_in_child(paths["model_py"], paths["checkpoint"], job,
                                                  n=n if indices is None else len(indices), timeout_s=timeout_s,
                                                  memory_mb=memory_mb)
-        child.update(network=report.get("network"),
-                     conditioning={k: report.get("settings", {}).get(k) for k in ("num_classes", "labels")})
+        child.update(network=report.get("network"))
         return made, report.get("settings", {})
 
     if images is not None:
@@ -230,13 +242,7 @@ def grade_one(folder: Path, results: Path, *, data_root: str, cache_dir: str | P
         check = {"verified": True, "by_construction": True, "seconds": round(time.perf_counter() - start, 2)}
         how = "made by the grader"
         src = paths["checkpoint"]
-    # the classes asked for (their count and whether they are digits) come from the checkpoint, or the child
-    # that loaded it, never from what was handed in: grader-made settings carry them already; samples.json
-    # is not trusted for them
-    classes = {} if paths["meta"] is None else \
-        child.get("conditioning", {"num_classes": None, "labels": None}) if paths["custom"] else \
-        conditioning(checkpoint.config_of(checkpoint.load(paths["checkpoint"]), paths["checkpoint"]))
-    meta = {**meta, **classes, **({} if paths["meta"] else {"seed": "grader's"})}
+    meta = {**meta, **stored_conditioning(paths["checkpoint"]), **({} if paths["meta"] else {"seed": "grader's"})}
     result = score_digits(images, name, src, meta, data_root=data_root, cache_dir=cache_dir, progress=progress)
     grid = ensure_dir(results / "grids") / f"{name}.png"
     save_grid(grid, images[:100], nrow=10)

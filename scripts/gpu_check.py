@@ -33,6 +33,7 @@ from grading import provenance  # noqa: E402
 from grading.submissions import score_digits  # noqa: E402
 from grading.regenerate import grader_settings  # noqa: E402
 from tasks.generate import generate_from, sampling_record  # noqa: E402
+from tasks.generation import conditioning  # noqa: E402
 
 # the smoke run: a network of a few thousand weights, a few steps, a few samples
 SMOKE = ["model.channels=8", "model.channel_mult=[1,2]", "model.attn_levels=[]", "model.num_res_blocks=1",
@@ -85,7 +86,7 @@ def main(argv=None) -> int:
     summary["sample_images_per_s"] = round(n / summary["sample_s"], 1) if summary["sample_s"] else None
 
     start = time.perf_counter()
-    result = score_digits(images, "gpu_check", paths.final, {**settings, "num_classes": cfg.model.num_classes},
+    result = score_digits(images, "gpu_check", paths.final, {**settings, **conditioning(cfg)},
                           data_root=args.data_root, cache_dir=args.cache_dir, progress=False)
     summary.update(evaluate_s=round(time.perf_counter() - start, 1), fid=result["fid"],
                    fid_std=result["fid_bootstrap_std"], x_floor=result["fid_over_floor"],

@@ -71,7 +71,8 @@ def main(argv=None) -> int:
     digits = classes_are_digits(cfg.model.num_classes, cfg.data.labels)  # else no agreement to measure
     sampler, steps = args.sampler or cfg.sample.sampler, args.steps or cfg.sample.steps
     if args.interval:  # checked by the config's own rule
-        config.apply_overrides(cfg, [f"sample.guidance_interval=[{args.interval[0]}, {args.interval[1]}]"])
+        config.apply_overrides(cfg, [f"sample.guidance_interval=[{args.interval[0]}, {args.interval[1]}]"],
+                               f"{ckpt_path}'s config")
     interval = list(cfg.sample.guidance_interval)
     ref = lenet_reference(args.data_root, args.cache_dir)[1] if args.reference == "test" else \
         training_reference(args.data_root)

@@ -290,6 +290,7 @@ def test_hand_ins_without_samples_and_with_student_code_are_graded_or_refused_on
     assert "dave: up to date" in second.stdout and "carol: graded" in out["carol"] and "student code" in out["carol"]
     carol_result = json.loads((results / "carol.json").read_text())
     assert carol_result["num_samples"] == 5000 and carol_result["student_code"] and carol_result["verified"]
+    assert {k: carol_result["sampling"][k] for k in ("num_classes", "labels")} == {"num_classes": 0, "labels": "digits"}
     assert "hangs (the student's model.py ran past the 10 s limit)" in err
     assert "raises (the student's code failed (exit status 1): RuntimeError: my network is not finished)" in err
     assert "hungry (the student's code failed (out of memory" in err
